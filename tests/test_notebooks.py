@@ -1,0 +1,25 @@
+"""Every lesson notebook, run top to bottom in a fresh kernel in quick mode, in course order.
+
+One test per notebook, named after it: ``pytest -k 07_batchnorm`` runs one lesson. A failure reports
+the notebook, the cell index, the cell's source and the traceback.
+"""
+from pathlib import Path
+
+import pytest
+
+from notebook2script import natural_key
+from run_notebook import run_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / 'nbs').glob('*.ipynb'), key=lambda p: natural_key(p.stem))
+
+# Quick mode keeps each lesson well under a minute on a 2-core CPU; these limits only catch hangs.
+CELL_TIMEOUT, NOTEBOOK_TIMEOUT = 300, 600
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize('nb', NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook(nb):
+    res = run_notebook(nb, quick=True, cell_timeout=CELL_TIMEOUT, timeout=NOTEBOOK_TIMEOUT)
+    if res.status != 'ok':
+        pytest.fail(res.report(), pytrace=False)
