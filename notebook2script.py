@@ -1,0 +1,371 @@
+#!/usr/bin/env python3
+"""Export the `#export` cells of the lesson notebooks to the modules of the `exp` package.
+
+`nbs/08_data_block.ipynb` becomes `exp/nb_08.py`: the code cells whose first line is an export
+marker (`#export`, `# export`, any case), in notebook order, after a header saying the file is
+generated. With no notebook given, every notebook in `nbs/` is exported and `exp/nb_*.py` files
+that no notebook produces any more are removed. `--check` compares instead of writing.
+
+Every requested notebook is validated before anything is written: a missing or malformed
+notebook, two notebooks sharing a prefix, a prefix that is no module name, IPython magics, shell
+escapes or a syntax error in an export cell all stop the run (exit status 2) with `exp/` untouched.
+
+Stdlib only, so it runs before anything is installed. Importable: `natural_key`, `module_name`,
+`export_cells`, `module_source`, `export_notebooks`, `main`.
+"""
+import argparse
+import io
+import json
+import os
+import re
+import sys
+import tempfile
+import tokenize
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+PROG = 'notebook2script'
+
+_MARKER = re.compile(r'\s*#\s*export\s*', re.IGNORECASE)
+_SPLIT = re.compile(r'(\d+)')
+# An IPython line that is not Python: `%magic`, `%%cell_magic`, `!shell`, `x = !shell`, `x = %magic`.
+_MAGIC = re.compile(r'\s*(%{1,2})\s*\w')
+_SHELL = re.compile(r'\s*!(?!=)')
+_ASSIGN_ESCAPE = re.compile(r'\s*[\w.,\s()\[\]]+?\s*=\s*([!%])')
+
+
+class ExportError(Exception):
+    """Raised when notebooks cannot be exported; `messages` holds one line per problem."""
+    def __init__(self, messages):
+        self.messages = list(messages)
+        super().__init__('\n'.join(self.messages))
+
+
+@dataclass
+class ExportResult:
+    """What `export_notebooks` did (or, with `check=True`, found)."""
+    modules: dict = field(default_factory=dict)    # module path -> notebook path, for every module produced
+    written: list = field(default_factory=list)     # modules written (new or changed)
+    unchanged: list = field(default_factory=list)   # modules already up to date
+    removed: list = field(default_factory=list)     # stale modules removed
+    no_export: list = field(default_factory=list)   # notebooks without an export cell
+    differs: list = field(default_factory=list)     # check: (module, notebook) whose content differs
+    missing: list = field(default_factory=list)     # check: (module, notebook) not written yet
+    stale: list = field(default_factory=list)       # check: modules no notebook produces
+
+    @property
+    def in_sync(self):
+        return not (self.differs or self.missing or self.stale)
+
+
+def natural_key(name):
+    """Sort key putting `02` < `02a` < `02b` < `03` < `09c` < `10` < `10b` < `11`.
+
+    Takes a name or path (`nbs/10b_mixup.ipynb`, `10b_mixup`, `nb_10b`). The prefix (before the first
+    `_`) is compared first, then the rest; each is split into digit runs (compared as ints) and
+    other runs (compared as strings).
+    """
+    name = Path(str(name)).name
+    if name.endswith('.ipynb'): name = name[:-len('.ipynb')]
+    prefix, _, rest = name.partition('_')
+    def split(s): return tuple((0, int(p), '') if p.isdigit() else (1, 0, p) for p in _SPLIT.split(s) if p)
+    return (split(prefix), split(rest), name)
+
+
+def module_name(path):
+    """`nbs/05b_early_stopping.ipynb` -> `nb_05b` (`nb_` + the stem up to its first `_`)."""
+    return 'nb_' + Path(path).stem.split('_', 1)[0]
+
+
+def is_export_marker(line):
+    """True for a first line `#export`, `# export`, `#EXPORT ` ...; False for `#exports`, `#export foo`."""
+    return _MARKER.fullmatch(line.rstrip('\r\n')) is not None
+
+
+def _display(path, root):
+    """`path` relative to `root` with `/` separators, else the absolute path."""
+    path = Path(path).resolve()
+    try: return path.relative_to(root).as_posix()
+    except ValueError: return path.as_posix()
+
+
+def _cell_text(source):
+    """A cell's source (a string or a list of strings in nbformat) as one string with LF line endings."""
+    if isinstance(source, list): source = ''.join(source)
+    return source.replace('\r\n', '\n').replace('\r', '\n')
+
+
+def _first_line(text): return text.split('\n', 1)[0]
+
+
+def _ipython_line(line):
+    """Describe `line` if it is IPython syntax rather than Python (a magic or a shell escape), else None."""
+    if m := _MAGIC.match(line): return f"IPython {'cell ' if len(m.group(1)) == 2 else ''}magic"
+    if _SHELL.match(line): return 'shell escape'
+    if (m := _ASSIGN_ESCAPE.match(line)) and not line[m.end():].startswith('='):
+        return 'shell escape' if m.group(1) == '!' else 'IPython magic'
+    return None
+
+
+def _calls_get_ipython(text):
+    """Line number of the first `get_ipython(` call in `text` (real code, not strings or comments)."""
+    try: toks = [t for t in tokenize.generate_tokens(io.StringIO(text).readline)
+                 if t.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT)]
+    except (tokenize.TokenError, SyntaxError): return None
+    for a, b in zip(toks, toks[1:]):
+        if a.type == tokenize.NAME and a.string == 'get_ipython' and b.string == '(': return a.start[0]
+    return None
+
+
+def _check_cell(text, where):
+    """Error messages for an export cell's full text (marker line included, so line numbers match)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            compile(text, where, 'exec', dont_inherit=True)
+    except SyntaxError as e:
+        last = e.lineno or len(text.split('\n'))
+        for i, line in enumerate(text.split('\n')[1:last], start=2):
+            if kind := _ipython_line(line):
+                return [f'{where} (line {i}): {kind} not allowed in an export cell: {line.strip()!r} '
+                        '(export cells hold plain Python; move it to a cell without #export)']
+        return [f'{where} (line {e.lineno}): syntax error: {e.msg}']
+    except ValueError as e:  # e.g. null bytes in the source
+        return [f'{where}: cannot compile: {e}']
+    if (i := _calls_get_ipython(text)) is not None:
+        return [f'{where} (line {i}): get_ipython() not allowed in an export cell '
+                '(exported code must run outside IPython)']
+    return []
+
+
+def _read_notebook(path, shown):
+    """Load and minimally validate a notebook; returns (notebook, errors)."""
+    path = Path(path)
+    if not path.exists(): return None, [f'{shown}: no such file']
+    if not path.is_file(): return None, [f'{shown}: not a file']
+    if path.suffix != '.ipynb': return None, [f'{shown}: not a notebook (expected a .ipynb file)']
+    try: text = path.read_text(encoding='utf-8-sig')
+    except UnicodeDecodeError as e: return None, [f'{shown}: not UTF-8 ({e.reason} at byte {e.start})']
+    except OSError as e: return None, [f'{shown}: cannot read ({e.strerror})']
+    try: nb = json.loads(text)
+    except json.JSONDecodeError as e:
+        return None, [f'{shown}: invalid JSON (line {e.lineno}, column {e.colno}: {e.msg})']
+    if not isinstance(nb, dict) or not isinstance(nb.get('cells'), list):
+        return None, [f"{shown}: not a notebook (no 'cells' list)"]
+    if nb.get('nbformat') != 4:
+        return None, [f"{shown}: not an nbformat 4 notebook (nbformat={nb.get('nbformat')!r})"]
+    errors = []
+    for i, cell in enumerate(nb['cells']):
+        if not isinstance(cell, dict) or not isinstance(cell.get('cell_type'), str):
+            errors.append(f"{shown}: cell {i}: not a notebook cell (no 'cell_type')")
+            continue
+        src = cell.get('source')
+        if not (isinstance(src, str) or (isinstance(src, list) and all(isinstance(s, str) for s in src))):
+            errors.append(f"{shown}: cell {i}: 'source' is not a string or a list of strings")
+    return (None if errors else nb), errors
+
+
+def export_cells(nb, shown='notebook'):
+    """The export cells of a loaded notebook as [(cell index, full text)], and error messages.
+
+    The text keeps the marker line so that line numbers in messages match the notebook."""
+    cells, errors = [], []
+    for i, cell in enumerate(nb['cells']):
+        if cell.get('cell_type') != 'code': continue
+        text = _cell_text(cell['source'])
+        if not is_export_marker(_first_line(text)): continue
+        cells.append((i, text))
+        errors += _check_cell(text, f'{shown}: cell {i}')
+    return cells, errors
+
+
+def _cell_body(text):
+    """An export cell's code: marker line dropped, trailing whitespace and outer blank lines removed."""
+    lines = [l.rstrip() for l in text.split('\n')[1:]]
+    while lines and not lines[0]: lines.pop(0)
+    while lines and not lines[-1]: lines.pop()
+    return '\n'.join(lines)
+
+
+def module_source(cells, notebook_shown):
+    """The text of a generated module from export cells [(index, text)] of notebook `notebook_shown`."""
+    header = (f'# Generated from {notebook_shown} by notebook2script.py. DO NOT EDIT this file:\n'
+              '# edit the notebook, then run `python notebook2script.py`.\n')
+    bodies = [b for b in (_cell_body(t) for _, t in cells) if b]
+    return header + ('\n' + '\n\n\n'.join(bodies) + '\n' if bodies else '')
+
+
+def _notebooks_in(nbs_dir, shown, exp_dir, check):
+    """Every notebook of `nbs_dir` in natural order."""
+    if not nbs_dir.is_dir(): raise ExportError([f'{shown}: no such folder'])
+    found = sorted(nbs_dir.glob('*.ipynb'), key=natural_key)
+    if not found and not check and any(exp_dir.glob('nb_*.py')):  # most likely a wrong --nbs
+        raise ExportError([f'{shown}: no notebooks found; refusing to remove every module as stale'])
+    return found
+
+
+def _sibling_clashes(notebooks, root):
+    """Notebooks given one by one must not share a prefix with another notebook of their folder."""
+    requested = {Path(p).resolve() for p in notebooks}
+    errors = []
+    for nb_path in sorted(requested, key=natural_key):
+        if not nb_path.parent.is_dir(): continue
+        for other in sorted(nb_path.parent.glob('*.ipynb'), key=natural_key):
+            if other.resolve() not in requested and module_name(other) == module_name(nb_path):
+                errors.append(f'{_display(nb_path, root)} and {_display(other, root)} share the prefix '
+                              f'{module_name(nb_path)[3:]!r} (both would write {module_name(nb_path)}.py); '
+                              'rename one')
+    return errors
+
+
+def _plan(notebooks, root, siblings=False):
+    """Validate every notebook; returns {module name: (notebook shown, source)} and the no-export list.
+
+    With `siblings`, also refuse a notebook sharing its prefix with an unrequested one in its folder."""
+    errors, by_module, seen, produced, no_export = [], {}, set(), {}, []
+    if siblings: errors += _sibling_clashes(notebooks, root)
+    for nb_path in notebooks:
+        nb_path = Path(nb_path)
+        key = nb_path.resolve()
+        if key in seen: continue
+        seen.add(key)
+        shown = _display(nb_path, root)
+        mod = module_name(nb_path)
+        if mod == 'nb_' or not mod.isidentifier():
+            errors.append(f"{shown}: prefix {mod[3:]!r} gives module name {mod!r}, which is not a valid "
+                          "Python identifier (name notebooks NN[letter]_title.ipynb)")
+        elif mod in by_module:
+            errors.append(f'{shown} and {by_module[mod]} share the prefix {mod[3:]!r} '
+                          f'(both would write {mod}.py); rename one')
+        else: by_module[mod] = shown
+        nb, errs = _read_notebook(nb_path, shown)
+        errors += errs
+        if nb is None: continue
+        cells, errs = export_cells(nb, shown)
+        errors += errs
+        if errs or mod not in by_module or by_module[mod] != shown: continue
+        if not cells:
+            no_export.append(shown)
+            continue
+        src = module_source(cells, shown)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                compile(src, f'{shown} (exported module)', 'exec', dont_inherit=True)
+        except SyntaxError as e:
+            errors.append(f'{shown}: the exported module does not compile (line {e.lineno}: {e.msg}); '
+                          'check the order of the export cells')
+            continue
+        produced[mod] = (shown, src)
+    if errors: raise ExportError(errors)
+    return produced, no_export
+
+
+def _write_atomic(path, data):
+    """Write bytes to `path` through a temp file in the same folder and os.replace."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'wb') as f: f.write(data)
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try: os.unlink(tmp)
+        except FileNotFoundError: pass
+        raise
+
+
+def export_notebooks(nbs, exp_dir, check=False, root=None):
+    """Export notebooks to `exp_dir`, or with `check=True` compare without writing.
+
+    `nbs` is a folder (every `*.ipynb` in it, in natural order; stale `nb_*.py` modules are removed
+    or, with `check`, reported) or a list of notebook paths (only those; no stale handling).
+    Paths in messages are relative to `root` (default: the parent of `exp_dir`).
+    Raises `ExportError` before touching anything when a notebook is invalid. Returns an `ExportResult`.
+    """
+    exp_dir = Path(exp_dir)
+    root = Path(root).resolve() if root is not None else exp_dir.resolve().parent
+    all_mode = isinstance(nbs, (str, os.PathLike))
+    notebooks = _notebooks_in(Path(nbs), _display(nbs, root), exp_dir, check) if all_mode else [Path(p) for p in nbs]
+    produced, no_export = _plan(notebooks, root, siblings=not all_mode)
+    res = ExportResult(no_export=no_export)
+    for mod, (nb_shown, src) in produced.items():
+        path = exp_dir / f'{mod}.py'
+        shown = _display(path, root)
+        res.modules[shown] = nb_shown
+        data = src.encode('utf-8')
+        old = path.read_bytes() if path.is_file() else None
+        if old == data: res.unchanged.append(shown)
+        elif check: (res.missing if old is None else res.differs).append((shown, nb_shown))
+        else:
+            exp_dir.mkdir(parents=True, exist_ok=True)
+            _write_atomic(path, data)
+            res.written.append(shown)
+    if all_mode and exp_dir.is_dir():
+        for path in sorted(exp_dir.glob('nb_*.py'), key=natural_key):
+            if path.stem in produced or not path.is_file(): continue
+            shown = _display(path, root)
+            if check: res.stale.append(shown)
+            else:
+                path.unlink()
+                res.removed.append(shown)
+    return res
+
+
+def _parser():
+    p = argparse.ArgumentParser(
+        prog='notebook2script.py',
+        description='Export the #export cells of lesson notebooks to exp/nb_<prefix>.py modules '
+                    '(nbs/05b_early_stopping.ipynb -> exp/nb_05b.py).',
+        epilog='Exit status: 0 done / in sync, 1 --check found differences, 2 invalid input '
+               '(nothing written).')
+    p.add_argument('notebooks', nargs='*', metavar='NOTEBOOK',
+                   help='notebooks to export (default: every *.ipynb in the notebooks folder, in natural '
+                        'order, and stale exp/nb_*.py modules no notebook produces are removed)')
+    p.add_argument('--nbs', metavar='DIR', type=Path, default=ROOT / 'nbs',
+                   help='notebooks folder used when no NOTEBOOK is given (default: nbs/ next to this script)')
+    p.add_argument('--exp', metavar='DIR', type=Path, default=ROOT / 'exp',
+                   help='folder the modules are written to (default: exp/ next to this script)')
+    p.add_argument('--check', action='store_true',
+                   help='write nothing; exit 1 listing every module that differs from its notebook, is '
+                        'missing or (with no NOTEBOOK given) is stale, else exit 0')
+    p.add_argument('-v', '--verbose', action='store_true',
+                   help='also list modules that are already up to date and notebooks without export cells')
+    return p
+
+
+def main(argv=None):
+    """Command-line entry point; returns the exit status."""
+    args = _parser().parse_args(argv)
+    root = args.exp.resolve().parent
+    try: res = export_notebooks(args.notebooks or args.nbs, args.exp, check=args.check, root=root)
+    except ExportError as e:
+        for msg in e.messages: print(f'{PROG}: error: {msg}', file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f'{PROG}: error: {e}', file=sys.stderr)
+        return 2
+    exp_shown = _display(args.exp, root) + '/'
+    if args.verbose:
+        for nb in res.no_export: print(f'no export cell in {nb}')
+    if args.check:
+        for mod, nb in res.differs: print(f'{mod}: differs from {nb}')
+        for mod, nb in res.missing: print(f'{mod}: missing (exported from {nb})')
+        for mod in res.stale: print(f'{mod}: stale (no notebook produces it)')
+        if not res.in_sync:
+            print(f'{PROG}: run `python notebook2script.py` to regenerate {exp_shown}', file=sys.stderr)
+            return 1
+        src = _display(args.nbs, root) + '/' if not args.notebooks else 'the given notebooks'
+        n = len(res.modules)
+        print(f"{exp_shown} in sync with {src} ({n} module{'s' if n != 1 else ''})")
+        return 0
+    for mod in res.written: print(f'wrote {mod}')
+    if args.verbose:
+        for mod in res.unchanged: print(f'unchanged {mod}')
+    for mod in res.removed: print(f'removed stale {mod}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
