@@ -1,0 +1,597 @@
+#!/usr/bin/env python
+"""Run lesson notebooks top to bottom, each in a fresh kernel, and report what happened.
+
+    python run_notebook.py nbs/03_minibatch_training.ipynb      # one notebook, full lesson
+    python run_notebook.py --quick nbs                          # every notebook, test-suite values
+    python run_notebook.py --quick -p epochs=2 nbs/05_anneal.ipynb
+    python run_notebook.py --quick --keep-going --html /tmp/html nbs
+
+Each notebook runs in its own kernel, started on the interpreter running this script, with the
+notebook's folder as working directory and the repository root on ``PYTHONPATH`` (so ``import exp``
+works without installing anything). The notebook file is never written back.
+
+Quick mode and parameters (see CONTRIBUTING.md): the code cell tagged ``parameters`` holds the
+full-lesson values; the raw cell tagged ``quick`` holds the values the test suite uses. With
+``--quick`` the runner injects one code cell right after the parameters cell with the quick values,
+followed by any ``-p name=value`` overrides. Every overridden name must be assigned in the
+parameters cell.
+
+Cell flags on the first line of a code cell: ``#slow`` (skipped with ``--quick``) and ``#cuda``
+(skipped when CUDA is absent). A cell that runs ``notebook2script.py`` is always skipped, so running
+a notebook never rewrites ``exp/``.
+
+Exit status: 0 when every notebook passed, 1 when one failed or timed out, 2 for bad input (missing
+file, not a notebook, bad parameters).
+
+The same machinery is importable: ``run_notebook(path, quick=True)`` returns a ``NotebookResult``
+whose ``report()`` is the text the command line prints for a failure.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import json
+import logging
+import os
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+INJECTED_HEADER = "# injected by run_notebook.py"
+SKIP_REASONS = ("slow", "cuda", "export")
+
+__all__ = ["NotebookInputError", "NotebookResult", "natural_key", "collect_notebooks", "cell_flags",
+           "is_self_export", "parse_param_value", "run_notebook", "run_notebooks", "main"]
+
+
+class NotebookInputError(ValueError):
+    "Bad input: a missing or unreadable notebook, or parameters that do not fit the notebook."
+
+
+# ----------------------------------------------------------------------------- finding notebooks
+
+def natural_key(name):
+    "Sort key that compares digit runs as numbers: `09c` < `10` < `10b` < `11`."
+    name = Path(name).name.lower()
+    return [int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", name))]
+
+
+def collect_notebooks(paths):
+    "Expand folders to their `*.ipynb` files; check every file exists; return paths in natural order."
+    found = {}
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            nbs = [q for q in p.glob("*.ipynb") if q.is_file()]
+            if not nbs:
+                raise NotebookInputError(f"{p}: folder holds no *.ipynb notebook")
+            for q in nbs:
+                found[q.resolve()] = q
+        elif p.is_file():
+            if p.suffix != ".ipynb":
+                raise NotebookInputError(f"{p}: not a notebook (expected a .ipynb file)")
+            found[p.resolve()] = p
+        else:
+            raise NotebookInputError(f"{p}: no such file or folder")
+    return sorted(found.values(), key=lambda q: (natural_key(q.name), str(q)))
+
+
+def load_notebook(path):
+    "Read a notebook as nbformat v4, raising `NotebookInputError` naming the file when it is not one."
+    import nbformat
+    path = Path(path)
+    if not path.is_file():
+        raise NotebookInputError(f"{path}: no such notebook")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise NotebookInputError(f"{path}: cannot read notebook: {e}") from None
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as e:
+        raise NotebookInputError(f"{path}: not a notebook (invalid JSON: {e})") from None
+    try:
+        nb = nbformat.reads(text, as_version=4)
+        nbformat.validate(nb)
+    except Exception as e:  # nbformat raises several kinds for malformed files
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise NotebookInputError(f"{path}: not a valid notebook ({msg})") from None
+    return nb
+
+
+# ----------------------------------------------------------------------------- cells and flags
+
+_FLAG_LINE = re.compile(r"^\s*#\s*[A-Za-z_]\w*(\s+#\s*[A-Za-z_]\w*)*\s*$")
+
+
+def cell_flags(source):
+    "Flags on a code cell's first line, lower-cased: `#slow #cuda` -> {'slow', 'cuda'}."
+    first = source.lstrip("\n").split("\n", 1)[0]
+    if not _FLAG_LINE.match(first):
+        return set()
+    return {w.lower() for w in re.findall(r"#\s*(\w+)", first)}
+
+
+_EXPORT_MARKERS = re.compile(
+    r"^\s*[!%]|subprocess|os\.system|Popen|check_call|check_output|\brun\(|"
+    r"notebook2script\s*\(|notebook2script\.main\(", re.M)
+
+
+def is_self_export(source):
+    "True when a code cell runs notebook2script (shell escape, %run, subprocess, or a call)."
+    code = "\n".join(l for l in source.split("\n") if not l.lstrip().startswith("#"))
+    return "notebook2script" in code and bool(_EXPORT_MARKERS.search(code))
+
+
+_CUDA = None
+
+
+def cuda_available():
+    "Whether this (the runner's) process sees CUDA; torch is imported only when a `#cuda` cell asks."
+    global _CUDA
+    if _CUDA is None:
+        try:
+            import torch
+            _CUDA = bool(torch.cuda.is_available())
+        except Exception:
+            _CUDA = False
+    return _CUDA
+
+
+def _skip_reason(source, quick):
+    if is_self_export(source):
+        return "export"
+    flags = cell_flags(source)
+    if quick and "slow" in flags:
+        return "slow"
+    if "cuda" in flags and not cuda_available():
+        return "cuda"
+    return None
+
+
+# ----------------------------------------------------------------------------- parameters
+
+def _tags(cell):
+    return list(cell.get("metadata", {}).get("tags", []) or [])
+
+
+def _simple_assignments(source, where):
+    "Names assigned by a cell made only of `name = <expr>` lines (comments allowed), in order."
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as e:
+        raise NotebookInputError(f"{where}: not valid Python: {e.msg} (line {e.lineno})") from None
+    names = []
+    lines = source.split("\n")
+    for stmt in tree.body:
+        ok = (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+              and isinstance(stmt.targets[0], ast.Name))
+        if not ok:
+            text = lines[stmt.lineno - 1].strip()
+            raise NotebookInputError(
+                f"{where}: line {stmt.lineno} is not a simple `name = value` assignment: {text!r}")
+        names.append(stmt.targets[0].id)
+    return names
+
+
+def parse_param_value(text):
+    "A `-p` value: a Python literal when it parses as one (`3`, `1e-3`, `'a'`, `[1, 2]`), else the raw string."
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+
+
+def _parse_param_args(items):
+    "`['epochs=2', 'name=x']` -> {'epochs': 2, 'name': 'x'} (argument errors name the bad item)."
+    out = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise NotebookInputError(f"-p {item!r}: expected name=value with a Python identifier as name")
+        out[name] = parse_param_value(value)
+    return out
+
+
+@dataclass
+class _Plan:
+    "What will be executed: the notebook with the injected cell, and where the file's cells landed."
+    path: Path
+    nb: object                   # notebook to execute (a copy, injected cell included)
+    orig_index: list             # exec cell index -> index in the file's `cells` (None: injected)
+    injected: str | None         # source of the injected cell
+
+
+def plan_notebook(path, quick=False, params=None):
+    "Load a notebook and check its parameters against `quick`/`params`; raise NotebookInputError if they do not fit."
+    path = Path(path)
+    nb = load_notebook(path)
+    params = dict(params or {})
+    param_cells = [i for i, c in enumerate(nb.cells) if "parameters" in _tags(c)]
+    quick_cells = [i for i, c in enumerate(nb.cells) if "quick" in _tags(c)]
+    if len(param_cells) > 1:
+        raise NotebookInputError(
+            f"{path}: {len(param_cells)} cells tagged 'parameters' (cells {param_cells}); expected one")
+    if len(quick_cells) > 1:
+        raise NotebookInputError(
+            f"{path}: {len(quick_cells)} cells tagged 'quick' (cells {quick_cells}); expected one")
+    pidx = param_cells[0] if param_cells else None
+    qidx = quick_cells[0] if quick_cells else None
+    if pidx is not None and nb.cells[pidx].cell_type != "code":
+        raise NotebookInputError(f"{path}: cell {pidx} is tagged 'parameters' but is not a code cell")
+    if qidx is not None and nb.cells[qidx].cell_type != "raw":
+        raise NotebookInputError(f"{path}: cell {qidx} is tagged 'quick' but is not a raw cell")
+    if pidx is None:
+        if params:
+            raise NotebookInputError(
+                f"{path}: -p {', '.join(params)} given, but the notebook has no cell tagged 'parameters'")
+        if qidx is not None:
+            raise NotebookInputError(
+                f"{path}: cell {qidx} is tagged 'quick' but no cell is tagged 'parameters'")
+        return _Plan(path, copy.deepcopy(nb), list(range(len(nb.cells))), None)
+
+    known = set(_simple_assignments(nb.cells[pidx].source, f"{path}: parameters cell {pidx}"))
+    lines = []
+    if qidx is not None:  # checked in every mode, so a stale quick cell shows up in a full run too
+        qsrc = nb.cells[qidx].source
+        for name in _simple_assignments(qsrc, f"{path}: quick cell {qidx}"):
+            if name not in known:
+                raise NotebookInputError(
+                    f"{path}: quick cell {qidx} sets {name!r}, which the parameters cell {pidx} "
+                    f"does not assign (it assigns: {', '.join(sorted(known)) or 'nothing'})")
+        if quick and qsrc.strip():
+            lines.append(qsrc.strip("\n"))
+    for name, value in params.items():
+        if name not in known:
+            raise NotebookInputError(
+                f"{path}: -p {name}: not assigned in the parameters cell {pidx} "
+                f"(it assigns: {', '.join(sorted(known)) or 'nothing'})")
+        text = repr(value)
+        try:
+            ok = ast.literal_eval(text) == value
+        except Exception:
+            ok = False
+        if not ok:
+            raise NotebookInputError(f"{path}: -p {name}: value {value!r} is not a Python literal")
+        lines.append(f"{name} = {text}")
+
+    exec_nb = copy.deepcopy(nb)
+    orig_index = list(range(len(nb.cells)))
+    injected = None
+    if lines:
+        import nbformat
+        what = []
+        if quick and qidx is not None and nb.cells[qidx].source.strip():
+            what.append(f"--quick values from cell {qidx}")
+        if params:
+            what.append("-p overrides")
+        injected = f"{INJECTED_HEADER}: {' and '.join(what)}\n" + "\n".join(lines)
+        cell = nbformat.v4.new_code_cell(injected)
+        cell.metadata["tags"] = ["injected-parameters"]
+        if (exec_nb.nbformat, exec_nb.nbformat_minor) < (4, 5):
+            cell.pop("id", None)   # cell ids exist from nbformat 4.5 on
+        exec_nb.cells.insert(pidx + 1, cell)
+        orig_index.insert(pidx + 1, None)
+    return _Plan(path, exec_nb, orig_index, injected)
+
+
+# ----------------------------------------------------------------------------- results
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+def strip_ansi(text):
+    return _ANSI.sub("", text)
+
+
+@dataclass
+class NotebookResult:
+    "The outcome of one notebook run. `report()` is what the command line prints."
+    path: Path
+    status: str = "ok"                        # 'ok', 'FAILED' or 'TIMEOUT'
+    seconds: float = 0.0
+    cells_run: int = 0                        # the file's code cells that were executed
+    skipped: dict = field(default_factory=dict)   # reason ('slow', 'cuda', 'export') -> count
+    failed_cell: int | None = None            # index in the file's `cells` list (0-based)
+    cell_source: str | None = None
+    error: str | None = None                  # traceback / message, ANSI codes stripped
+    limit: str | None = None                  # for TIMEOUT: 'cell' or 'notebook'
+    injected: str | None = None               # source of the injected parameters cell
+    nb: object = None                         # the executed notebook (outputs included)
+    html: Path | None = None
+
+    @property
+    def ok(self):
+        return self.status == "ok"
+
+    @property
+    def n_skipped(self):
+        return sum(self.skipped.values())
+
+    def line(self):
+        "One status line: `ok      12.3s  03_minibatch_training  (41 cells, 2 skipped: 1 slow, 1 cuda)`."
+        counts = f"{self.cells_run} cell{'s' if self.cells_run != 1 else ''}"
+        if self.n_skipped:
+            detail = ", ".join(f"{n} {r}" for r, n in self.skipped.items() if n)
+            counts += f", {self.n_skipped} skipped: {detail}"
+        return f"{self.status:<7} {self.seconds:6.1f}s  {Path(self.path).stem}  ({counts})"
+
+    def report(self):
+        "The status line, and for a failure: notebook, cell index, the cell's source and the traceback."
+        out = [self.line()]
+        if self.ok:
+            return out[0]
+        where = f"{self.path}"
+        if self.failed_cell is not None:
+            where += f", cell {self.failed_cell}"
+        elif self.cell_source is not None:
+            where += ", the injected parameters cell"
+        out.append(f"{self.status} in {where}")
+        if self.cell_source is not None:
+            out.append("---- cell source ----")
+            out.append(self.cell_source.rstrip("\n"))
+        if self.error:
+            out.append("---- error ----" if self.status == "TIMEOUT" else "---- traceback ----")
+            out.append(self.error.rstrip("\n"))
+        return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------- running
+
+def kernel_env():
+    "The kernel's environment: ours, plus the repo root on PYTHONPATH and the inline matplotlib backend."
+    env = dict(os.environ)
+    old = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + old if old else "")
+    env["MPLBACKEND"] = INLINE_BACKEND     # figures are captured as outputs, never shown in a window
+    env.setdefault("PYTHONHASHSEED", "0")
+    return env
+
+
+def _kernel_manager():
+    "A kernel manager that starts ipykernel on this interpreter, whatever kernelspecs are installed."
+    from jupyter_client import AsyncKernelManager
+    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+
+    spec = KernelSpec(argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                      display_name=f"Python ({sys.executable})", language="python", name="python3")
+
+    class ThisInterpreter(KernelSpecManager):
+        def get_kernel_spec(self, kernel_name):
+            return spec
+
+    # kernel_name 'python3' tells nbclient it is an IPython kernel (history kept in memory only)
+    km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=ThisInterpreter())
+    # Recent jupyter_client/ipykernel encrypt the local TCP sockets when both sides can (and the kernel
+    # warns when they are not); older versions have no such setting and run unencrypted, as Jupyter does.
+    if "transport_encryption" in km.trait_names():
+        import zmq
+        if zmq.has("curve"):
+            spec.metadata = {"supported_encryption": ["curve"]}
+            km.transport_encryption = "auto"
+    return km
+
+
+def _quiet_logger():
+    log = logging.getLogger("run_notebook.nbclient")
+    log.setLevel(logging.CRITICAL)
+    log.propagate = False
+    return log
+
+
+def _error_text(cell, exc):
+    for out in getattr(cell, "outputs", []) or []:
+        if out.get("output_type") == "error":
+            tb = out.get("traceback") or []
+            text = "\n".join(tb) if tb else f"{out.get('ename')}: {out.get('evalue')}"
+            return strip_ansi(text)
+    return strip_ansi(str(exc))
+
+
+def _write_html(nb, path, html_dir):
+    from nbconvert import HTMLExporter
+    html_dir = Path(html_dir)
+    html_dir.mkdir(parents=True, exist_ok=True)
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    target = html_dir / f"{Path(path).stem}.html"
+    fd, tmp = tempfile.mkstemp(dir=html_dir, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(body)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes it private; give it a normal file's mode
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return target
+
+
+def _execute(plan, quick, cell_timeout, timeout):
+    "Run a planned notebook cell by cell in a fresh kernel; return a NotebookResult."
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    res = NotebookResult(path=plan.path, injected=plan.injected, nb=plan.nb,
+                         skipped={r: 0 for r in SKIP_REASONS})
+    start = time.monotonic()
+    deadline = start + timeout
+    limit = {"seconds": float(cell_timeout)}
+    client = NotebookClient(plan.nb, km=_kernel_manager(), timeout_func=lambda cell: limit["seconds"],
+                            resources={"metadata": {"path": str(plan.path.resolve().parent)}},
+                            shutdown_kernel="graceful", log=_quiet_logger())
+    cell = None
+    idx = None
+    try:
+        with client.setup_kernel(env=kernel_env(), cleanup_kc=True):
+            for i, cell in enumerate(plan.nb.cells):
+                idx = plan.orig_index[i]
+                if cell.cell_type != "code" or not cell.source.strip():
+                    continue
+                reason = None if idx is None else _skip_reason(cell.source, quick)
+                if reason:
+                    res.skipped[reason] += 1
+                    cell.metadata["run_notebook"] = {"skipped": reason}
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    res.status, res.limit = "TIMEOUT", "notebook"
+                    res.error = f"notebook time limit of {timeout:g}s (--timeout) was used up before this cell started"
+                    break
+                limit["seconds"] = min(float(cell_timeout), remaining)
+                which = "cell" if cell_timeout <= remaining else "notebook"
+                if idx is not None:
+                    res.cells_run += 1
+                try:
+                    client.execute_cell(cell, i)
+                except CellTimeoutError:
+                    res.status, res.limit = "TIMEOUT", which
+                    res.error = (f"cell time limit of {cell_timeout:g}s (--cell-timeout) hit" if which == "cell"
+                                 else f"notebook time limit of {timeout:g}s (--timeout) hit while this cell ran")
+                    res.error += "; the kernel was shut down"
+                    break
+                except DeadKernelError as e:
+                    res.status, res.error = "FAILED", f"the kernel died while this cell ran ({e})"
+                    break
+                except CellExecutionError as e:
+                    res.status, res.error = "FAILED", _error_text(cell, e)
+                    break
+            if not res.ok:
+                client.shutdown_kernel = "immediate"
+                res.failed_cell, res.cell_source = idx, cell.source
+    except Exception as e:  # the kernel did not start, or nbclient failed outside a cell
+        if res.ok:
+            res.status = "FAILED"
+            res.error = f"{type(e).__name__}: {e}"
+            if cell is not None:
+                res.failed_cell, res.cell_source = idx, cell.source
+    res.skipped = {r: n for r, n in res.skipped.items() if n}
+    res.seconds = time.monotonic() - start
+    return res
+
+
+def _check_limits(cell_timeout, timeout):
+    for name, v in (("cell_timeout", cell_timeout), ("timeout", timeout)):
+        if not isinstance(v, (int, float)) or not v > 0:
+            raise NotebookInputError(f"{name} must be a positive number of seconds, got {v!r}")
+
+
+def run_notebook(path, quick=False, params=None, cell_timeout=600, timeout=1800, html_dir=None):
+    """Execute one notebook in a fresh kernel; never writes it back.
+
+    `params` maps parameter names to Python literal values (`{'epochs': 2}`). Raises
+    `NotebookInputError` for a missing/invalid notebook or parameters that do not fit it; a failing or
+    slow cell is reported in the returned `NotebookResult`, not raised."""
+    _check_limits(cell_timeout, timeout)
+    plan = plan_notebook(path, quick=quick, params=params)
+    return _run_plan(plan, quick, cell_timeout, timeout, html_dir)
+
+
+def _run_plan(plan, quick, cell_timeout, timeout, html_dir):
+    res = _execute(plan, quick, cell_timeout, timeout)
+    if html_dir is not None:
+        res.html = _write_html(res.nb, plan.path, html_dir)
+    return res
+
+
+def prepare(paths, quick=False, params=None):
+    "Collect notebooks (natural order) and plan each one, so bad input is reported before anything runs."
+    return [plan_notebook(p, quick=quick, params=params) for p in collect_notebooks(paths)]
+
+
+def run_plans(plans, quick=False, cell_timeout=600, timeout=1800, html_dir=None, keep_going=False,
+              on_result=None):
+    _check_limits(cell_timeout, timeout)
+    results = []
+    for plan in plans:
+        res = _run_plan(plan, quick, cell_timeout, timeout, html_dir)
+        results.append(res)
+        if on_result is not None:
+            on_result(res)
+        if not res.ok and not keep_going:
+            break
+    return results
+
+
+def run_notebooks(paths, quick=False, params=None, cell_timeout=600, timeout=1800, html_dir=None,
+                  keep_going=False, on_result=None):
+    """Run notebooks (files or folders, in natural order). Every notebook is checked before the first
+    runs (`NotebookInputError` on bad input). Stops after the first failure unless `keep_going`.
+    `on_result(result)` is called as each notebook finishes."""
+    _check_limits(cell_timeout, timeout)
+    return run_plans(prepare(paths, quick, params), quick, cell_timeout, timeout, html_dir,
+                     keep_going, on_result)
+
+
+def summary(results, n_total, seconds):
+    "`3 notebooks: 2 passed, 1 failed, 3 cells skipped in 45.1s`."
+    passed = sum(r.ok for r in results)
+    failed = len(results) - passed
+    timed_out = sum(r.status == "TIMEOUT" for r in results)
+    skipped = sum(r.n_skipped for r in results)
+    text = f"{n_total} notebook{'s' if n_total != 1 else ''}: {passed} passed, {failed} failed"
+    if timed_out:
+        text += f" ({timed_out} timed out)"
+    if n_total > len(results):
+        text += f", {n_total - len(results)} not run"
+    text += f", {skipped} cell{'s' if skipped != 1 else ''} skipped in {seconds:.1f}s"
+    return text
+
+
+def _positive(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return v
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="run_notebook.py",
+        description="Execute lesson notebooks, each in a fresh kernel (cwd = its folder, repo root on "
+                    "PYTHONPATH), and report one line per notebook plus a summary. Never writes notebooks.",
+        epilog="Exit status: 0 all passed, 1 a notebook failed or timed out, 2 bad input.")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="notebooks or folders (a folder means all its *.ipynb); run in natural order")
+    p.add_argument("--quick", action="store_true",
+                   help="inject the raw 'quick' cell's values after the 'parameters' cell; skip #slow cells")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a parameter (repeatable); VALUE is a Python literal, else a string")
+    p.add_argument("--keep-going", action="store_true", help="run the remaining notebooks after a failure")
+    p.add_argument("--cell-timeout", type=_positive, default=600, metavar="S",
+                   help="seconds one cell may run (default 600)")
+    p.add_argument("--timeout", type=_positive, default=1800, metavar="S",
+                   help="seconds one notebook may run, kernel start included (default 1800)")
+    p.add_argument("--html", metavar="DIR", help="write each executed notebook to DIR/<stem>.html")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    start = time.monotonic()
+    try:
+        params = _parse_param_args(args.param)
+        plans = prepare(args.paths, args.quick, params)
+    except NotebookInputError as e:
+        print(f"run_notebook.py: error: {e}", file=sys.stderr)
+        return 2
+    results = run_plans(plans, args.quick, args.cell_timeout, args.timeout, args.html,
+                        args.keep_going, on_result=lambda r: print(r.report(), flush=True))
+    print(summary(results, len(plans), time.monotonic() - start), flush=True)
+    return 0 if all(r.ok for r in results) and len(results) == len(plans) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

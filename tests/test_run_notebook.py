@@ -1,0 +1,355 @@
+"""Tests for run_notebook.py, on tiny notebooks built in tmp_path.
+
+Every kernel start costs one to three seconds, so each notebook here checks several things at once.
+"""
+import json
+import re
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import run_notebook as rn  # noqa: E402
+from run_notebook import (NotebookInputError, cell_flags, collect_notebooks, is_self_export, main,  # noqa: E402
+                          natural_key, parse_param_value, run_notebook, run_notebooks)
+
+
+def cuda_present():
+    try:
+        import torch
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+def code(src, *tags):
+    c = nbformat.v4.new_code_cell(src)
+    if tags:
+        c.metadata["tags"] = list(tags)
+    return c
+
+
+def raw(src, *tags):
+    c = nbformat.v4.new_raw_cell(src)
+    if tags:
+        c.metadata["tags"] = list(tags)
+    return c
+
+
+def md(src):
+    return nbformat.v4.new_markdown_cell(src)
+
+
+def write_nb(path, cells):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                   "language_info": {"name": "python"}}
+    nb.cells = cells
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+    return path
+
+
+def params_cell(src="epochs = 8   # full lesson\nname = 'full'\nlr = 0.1\n"):
+    return code(src, "parameters")
+
+
+# ----------------------------------------------------------------------------- no kernel needed
+
+def test_natural_key_and_collect(tmp_path):
+    names = ["10b_c.ipynb", "10_b.ipynb", "09c_a.ipynb", "2_x.ipynb", "09_z.ipynb", "11_d.ipynb"]
+    assert sorted(names, key=natural_key) == ["2_x.ipynb", "09_z.ipynb", "09c_a.ipynb", "10_b.ipynb",
+                                              "10b_c.ipynb", "11_d.ipynb"]
+    for n in names:
+        write_nb(tmp_path / n, [code("1")])
+    (tmp_path / "notes.txt").write_text("not a notebook")
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    write_nb(tmp_path / ".ipynb_checkpoints" / "10_b-checkpoint.ipynb", [code("1")])
+    got = [p.name for p in collect_notebooks([tmp_path])]
+    assert got == ["2_x.ipynb", "09_z.ipynb", "09c_a.ipynb", "10_b.ipynb", "10b_c.ipynb", "11_d.ipynb"]
+    # files given explicitly are sorted too, and given twice run once
+    got = [p.name for p in collect_notebooks([tmp_path / "10b_c.ipynb", tmp_path / "09c_a.ipynb",
+                                              tmp_path / "10_b.ipynb", tmp_path / "10b_c.ipynb"])]
+    assert got == ["09c_a.ipynb", "10_b.ipynb", "10b_c.ipynb"]
+
+
+def test_cell_flags_and_self_export():
+    assert cell_flags("#slow\nx = 1") == {"slow"}
+    assert cell_flags("# Slow\nx = 1") == {"slow"}
+    assert cell_flags("#SLOW #cuda\nx = 1") == {"slow", "cuda"}
+    assert cell_flags("\n# slow  # CUDA \nx = 1") == {"slow", "cuda"}
+    assert cell_flags("#export\nx = 1") == {"export"}
+    assert cell_flags("x = 1  # slow") == set()
+    assert cell_flags("# this is slow because it trains\nx = 1") == set()
+    assert cell_flags("x = 1\n#slow") == set()
+
+    assert is_self_export("!python ../notebook2script.py 01_matmul.ipynb")
+    assert is_self_export("%run ../notebook2script.py 01_matmul.ipynb")
+    assert is_self_export("%%bash\npython ../notebook2script.py 01_matmul.ipynb")
+    assert is_self_export("import subprocess, sys\nsubprocess.run([sys.executable,\n"
+                          "    '../notebook2script.py', '01_matmul.ipynb'], check=True)")
+    assert is_self_export("import os\nos.system('python ../notebook2script.py 01.ipynb')")
+    assert not is_self_export("from notebook2script import natural_key\nnatural_key('10b')")
+    assert not is_self_export("# run notebook2script.py after editing\nx = 1")
+    assert not is_self_export("!ls ..")
+
+
+def test_parse_param_value():
+    assert parse_param_value("3") == 3
+    assert parse_param_value("1e-3") == 0.001
+    assert parse_param_value("[1, 2]") == [1, 2]
+    assert parse_param_value("True") is True
+    assert parse_param_value("'quoted'") == "quoted"
+    assert parse_param_value("hello") == "hello"
+    assert parse_param_value("resnet-18") == "resnet-18"
+    assert parse_param_value("") == ""
+    assert rn._parse_param_args(["epochs=2", "arch=xresnet", "eq=a=b"]) == {
+        "epochs": 2, "arch": "xresnet", "eq": "a=b"}
+    with pytest.raises(NotebookInputError, match="'epochs'"):
+        rn._parse_param_args(["epochs"])
+    with pytest.raises(NotebookInputError, match="2x=1"):
+        rn._parse_param_args(["2x=1"])
+
+
+def test_param_errors(tmp_path):
+    quick_bad = write_nb(tmp_path / "01_q.ipynb", [
+        params_cell(), raw("epochs = 1\nbatch_size = 4", "quick"), code("print(epochs)")])
+    with pytest.raises(NotebookInputError, match=r"01_q\.ipynb.*'batch_size'"):
+        run_notebook(quick_bad, quick=True)
+    # the quick cell is checked even in a full run: a stale name shows up there too
+    with pytest.raises(NotebookInputError, match="batch_size"):
+        run_notebook(quick_bad)
+
+    good = write_nb(tmp_path / "02_g.ipynb", [params_cell(), raw("epochs = 1", "quick"), code("1")])
+    with pytest.raises(NotebookInputError, match=r"02_g\.ipynb.*-p bs"):
+        run_notebook(good, quick=True, params={"bs": 64})
+    with pytest.raises(NotebookInputError, match="not a Python literal"):
+        run_notebook(good, params={"epochs": object()})
+
+    nop = write_nb(tmp_path / "03_n.ipynb", [code("print(1)")])
+    with pytest.raises(NotebookInputError, match=r"03_n\.ipynb.*no cell tagged 'parameters'"):
+        run_notebook(nop, params={"epochs": 1})
+
+    two = write_nb(tmp_path / "04_t.ipynb", [params_cell(), params_cell("x = 1")])
+    with pytest.raises(NotebookInputError, match=r"04_t\.ipynb.*2 cells tagged 'parameters'"):
+        run_notebook(two, quick=True)
+    twoq = write_nb(tmp_path / "05_t.ipynb", [params_cell(), raw("epochs = 1", "quick"),
+                                              raw("lr = 1", "quick")])
+    with pytest.raises(NotebookInputError, match=r"05_t\.ipynb.*2 cells tagged 'quick'"):
+        run_notebook(twoq, quick=True)
+    notsimple = write_nb(tmp_path / "06_s.ipynb", [params_cell("epochs = 8\nprint(epochs)")])
+    with pytest.raises(NotebookInputError, match=r"06_s\.ipynb.*line 2.*print\(epochs\)"):
+        run_notebook(notsimple, quick=True)
+    orphan_quick = write_nb(tmp_path / "07_o.ipynb", [code("x = 1"), raw("x = 2", "quick")])
+    with pytest.raises(NotebookInputError, match=r"07_o\.ipynb.*no cell is tagged 'parameters'"):
+        run_notebook(orphan_quick, quick=True)
+
+    # every notebook is checked before the first one runs: nothing starts when one is bad
+    with pytest.raises(NotebookInputError, match="batch_size"):
+        run_notebooks([good, quick_bad], quick=True)
+
+
+def test_bad_input_cli(tmp_path, capsys):
+    missing = tmp_path / "nope.ipynb"
+    assert main([str(missing)]) == 2
+    assert "nope.ipynb" in capsys.readouterr().err
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text("{ this is not json")
+    assert main([str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert "broken.ipynb" in err and "JSON" in err
+    notnb = tmp_path / "list.ipynb"
+    notnb.write_text("[1, 2, 3]")
+    assert main([str(notnb)]) == 2
+    assert "list.ipynb" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main([str(empty)]) == 2
+    assert "empty" in capsys.readouterr().err
+    ok = write_nb(tmp_path / "ok.ipynb", [code("1")])
+    assert main(["-p", "epochs", str(ok)]) == 2
+    assert "-p 'epochs'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["--cell-timeout", "0", str(ok)])
+    assert e.value.code == 2
+
+
+def test_summary_text():
+    r = [rn.NotebookResult(Path("a.ipynb"), skipped={"slow": 2}),
+         rn.NotebookResult(Path("b.ipynb"), status="FAILED", skipped={"cuda": 1})]
+    assert rn.summary(r, 3, 45.12) == "3 notebooks: 1 passed, 1 failed, 1 not run, 3 cells skipped in 45.1s"
+    r = [rn.NotebookResult(Path("a.ipynb"), cells_run=41, seconds=12.34, skipped={"slow": 1, "cuda": 1})]
+    assert r[0].line() == "ok        12.3s  a  (41 cells, 2 skipped: 1 slow, 1 cuda)"
+    assert rn.summary(r, 1, 1.0) == "1 notebook: 1 passed, 0 failed, 2 cells skipped in 1.0s"
+    assert rn.summary([], 2, 0.5) == "2 notebooks: 0 passed, 0 failed, 2 not run, 0 cells skipped in 0.5s"
+
+
+# ----------------------------------------------------------------------------- running kernels
+
+def flags_notebook(path):
+    "Parameters + quick cells, flagged cells, self-export cells; records what ran into seen.json (cwd)."
+    return write_nb(path, [
+        md("# 01: flags"),                                                              # 0
+        code("import json, os, sys\nimport matplotlib.pyplot as plt"),                  # 1
+        params_cell(),                                                                  # 2
+        raw("epochs = 1  # quick\nlr = 0.5", "quick"),                                  # 3
+        code("#slow\nopen('ran_slow', 'w').close()"),                                   # 4
+        code("# CUDA\nopen('ran_cuda', 'w').close()"),                                  # 5
+        code("#Slow #cuda\nopen('ran_slow_cuda', 'w').close()"),                        # 6
+        code("!touch ran_export_bang && python ../notebook2script.py 01_flags.ipynb"),  # 7
+        code("import subprocess\nopen('ran_export_sub', 'w').close()\n"
+             "subprocess.run([sys.executable, '../notebook2script.py'])"),              # 8
+        code("import exp\n"
+             "seen = dict(epochs=epochs, name=name, lr=lr, cwd=os.getcwd(), exp=exp.__file__,\n"
+             "            python=sys.executable, backend=plt.get_backend())\n"
+             "json.dump(seen, open('seen.json', 'w'))\n"
+             "print('values', epochs, name, lr)\n"
+             "plt.plot([0, 1], [1, 0]); plt.show()"),                                   # 9
+    ])
+
+
+def test_quick_params_flags_cwd_html(tmp_path, capsys):
+    nb_path = flags_notebook(tmp_path / "nbs" / "01_flags.ipynb")
+    before_nb = nb_path.read_bytes()
+    # a stand-in exporter where the export cells look for it (../notebook2script.py): it writes exp/
+    (tmp_path / "notebook2script.py").write_text(
+        "from pathlib import Path\n"
+        "Path(__file__).with_name('exp').mkdir(exist_ok=True)\n"
+        "Path(__file__).with_name('exp').joinpath('nb_01.py').write_text('x = 1')\n")
+    html = tmp_path / "html"
+    rc = main(["--quick", "-p", "name=hello", "-p", "lr=1e-3", "--html", str(html), str(nb_path)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    nbs = nb_path.parent
+    seen = json.loads((nbs / "seen.json").read_text())  # written with a relative path: cwd is nbs/
+    assert seen["epochs"] == 1 and seen["lr"] == 0.001 and seen["name"] == "hello"
+    assert Path(seen["cwd"]).resolve() == nbs.resolve()
+    assert Path(seen["exp"]).resolve() == (ROOT / "exp" / "__init__.py").resolve()
+    assert Path(seen["python"]).resolve() == Path(sys.executable).resolve()
+    assert "inline" in seen["backend"]
+    cuda = cuda_present()
+    assert not (nbs / "ran_slow").exists() and not (nbs / "ran_slow_cuda").exists()
+    assert (nbs / "ran_cuda").exists() == cuda
+    assert not (nbs / "ran_export_bang").exists() and not (nbs / "ran_export_sub").exists()
+    # cell 6 (#Slow #cuda) counts as slow in quick mode
+    skipped = "4 skipped: 2 slow, 2 export" if cuda else "5 skipped: 2 slow, 1 cuda, 2 export"
+    cells = 4 if cuda else 3                      # cells 1, 2, 9 (+5 with CUDA); not the injected one
+    assert f"01_flags  ({cells} cells, {skipped})" in out, out
+    assert out.splitlines()[0].startswith("ok ")
+    assert "1 notebook: 1 passed, 0 failed, " + skipped.split(":")[0].split()[0] + " cells skipped" in out
+    text = (html / "01_flags.html").read_text()
+    assert "values 1 hello 0.001" in text and "image/png" in text
+    assert "injected by run_notebook.py" in text
+    assert [p.name for p in html.iterdir()] == ["01_flags.html"]       # no temp file left behind
+    assert nb_path.read_bytes() == before_nb                            # notebook never written
+    assert not (tmp_path / "exp").exists()                              # the exporter never ran
+
+    # a full run: the lesson values, #slow cells run, nothing injected
+    for f in nbs.glob("ran_*"):
+        f.unlink()
+    res = run_notebook(nb_path)
+    assert res.ok, res.report()
+    assert res.injected is None and len(res.nb.cells) == 10
+    seen = json.loads((nbs / "seen.json").read_text())
+    assert (seen["epochs"], seen["name"], seen["lr"]) == (8, "full", 0.1)
+    assert (nbs / "ran_slow").exists()
+    assert (nbs / "ran_slow_cuda").exists() == cuda
+    assert res.skipped == ({"export": 2} if cuda else {"cuda": 2, "export": 2})
+    assert res.cells_run == (6 if cuda else 4)
+    assert nb_path.read_bytes() == before_nb
+    assert not (tmp_path / "exp").exists()
+    # had an export cell run, the stand-in exporter would have written exp/nb_01.py
+    subprocess.run([sys.executable, "../notebook2script.py"], cwd=nbs, check=True)
+    assert (tmp_path / "exp" / "nb_01.py").exists()
+
+
+def failing_notebook(path):
+    return write_nb(path, [
+        md("# 10: fails"),                                          # 0
+        params_cell("n = 10  # full\n"),                            # 1
+        raw("n = 3", "quick"),                                      # 2
+        code("xs = list(range(n))\nprint('n is', n)"),              # 3
+        code("def boom(v):\n    return 1 / v\n\nboom(xs[0])"),      # 4: ZeroDivisionError
+        code("open('after_failure', 'w').close()"),                 # 5
+    ])
+
+
+def test_failure_reports_file_cell_index(tmp_path):
+    bad = failing_notebook(tmp_path / "10_b.ipynb")
+    nxt = write_nb(tmp_path / "10b_c.ipynb", [code("open('ran_10b', 'w').close()")])
+    results = run_notebooks([nxt, bad], quick=True)      # natural order: 10_b first; stops there
+    assert len(results) == 1
+    res = results[0]
+    assert res.status == "FAILED" and not res.ok
+    assert res.failed_cell == 4                          # index in the file, not shifted by injection
+    assert res.cell_source.startswith("def boom(v):")
+    assert res.nb.cells[2].source.startswith("# injected by run_notebook.py")
+    assert res.injected.endswith("n = 3")
+    assert "ZeroDivisionError" in res.error and "boom" in res.error
+    report = res.report()
+    assert "10_b.ipynb, cell 4" in report and "def boom(v):" in report and "ZeroDivisionError" in report
+    assert "\x1b[" not in report
+    assert not (tmp_path / "after_failure").exists()
+    assert not (tmp_path / "ran_10b").exists()
+    assert "n is 3" in res.nb.cells[4].outputs[0]["text"]
+
+
+def test_cli_folder_keep_going_html(tmp_path):
+    folder = tmp_path / "nbs"
+    write_nb(folder / "10b_c.ipynb", [code("print('third')")])
+    failing_notebook(folder / "10_b.ipynb")
+    write_nb(folder / "09c_a.ipynb", [code("#slow\nprint('never')"), code("print('first')")])
+    html = tmp_path / "html"
+    proc = subprocess.run([sys.executable, str(ROOT / "run_notebook.py"), "--quick", "--keep-going",
+                           "--html", str(html), str(folder)],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    out = proc.stdout
+    assert proc.returncode == 1, out + proc.stderr
+    lines = [l for l in out.splitlines() if re.match(r"(ok|FAILED|TIMEOUT) +[\d.]+s  ", l)]
+    assert [l.split()[2] for l in lines] == ["09c_a", "10_b", "10b_c"]
+    assert lines[0].startswith("ok ") and "(1 cell, 1 skipped: 1 slow)" in lines[0]
+    assert lines[1].startswith("FAILED ") and lines[2].startswith("ok ")
+    assert "10_b.ipynb, cell 4" in out and "def boom(v):" in out and "ZeroDivisionError" in out
+    assert "\x1b[" not in out
+    assert out.strip().splitlines()[-1].startswith("3 notebooks: 2 passed, 1 failed, 1 cell skipped in ")
+    assert sorted(p.name for p in html.iterdir()) == ["09c_a.html", "10_b.html", "10b_c.html"]
+    assert "n is 3" in (html / "10_b.html").read_text()          # failed notebooks rendered up to the failure
+    assert "third" in (html / "10b_c.html").read_text()
+
+
+def test_timeouts_name_the_cell_and_stop_the_kernel(tmp_path):
+    def alive(pid):
+        try:
+            state = [l for l in open(f"/proc/{pid}/status") if l.startswith("State")][0]
+        except (FileNotFoundError, IndexError):
+            return False
+        return "Z" not in state.split()[1]
+
+    nb_path = write_nb(tmp_path / "20_t.ipynb", [
+        code("import os, time\nopen('pid', 'w').write(str(os.getpid()))"),   # 0
+        code("time.sleep(0.2)"),                                              # 1
+        code("print('sleeping')\ntime.sleep(20)"),                            # 2
+        code("open('after', 'w').close()"),                                   # 3
+    ])
+    res = run_notebook(nb_path, cell_timeout=2)
+    assert res.status == "TIMEOUT" and res.limit == "cell"
+    assert res.failed_cell == 2 and "time.sleep(20)" in res.cell_source
+    report = res.report()
+    assert "TIMEOUT in" in report and "cell 2" in report and "--cell-timeout" in report
+    assert res.seconds < 15
+    assert not (tmp_path / "after").exists()
+    if sys.platform.startswith("linux"):
+        assert not alive(int((tmp_path / "pid").read_text()))
+
+    res = run_notebook(nb_path, cell_timeout=600, timeout=6)
+    assert res.status == "TIMEOUT" and res.limit == "notebook"
+    assert res.failed_cell == 2 and "--timeout" in res.report()
+    assert "sleeping" in res.nb.cells[2].outputs[0]["text"]
+    assert 5 < res.seconds < 15
