@@ -1,0 +1,387 @@
+"""Dataset helpers of exp.nb_00: download (local HTTP server), mirror verification, safe extraction.
+
+Every test gets its own data folder (EXP_DATA=tmp) and no mirror unless it makes one; the HTTP server
+binds 127.0.0.1 on a free port and is shut down at the end of each test.
+"""
+import hashlib, http.server, io, os, random, shutil, socket, stat, tarfile, threading, time, zipfile
+from pathlib import Path
+
+import pytest
+
+from exp.nb_00 import (DATASETS, URLs, DatasetError, data_dir, download_data, extract_archive, ls, mirror_dir,
+                       repo_root, untar_data, url_filename)
+
+ROOT = Path(__file__).resolve().parents[1]
+# The shared mirror: tests/conftest.py sets EXP_MIRROR to it when it exists.
+SHARED_MIRROR = Path(os.environ.get('EXP_MIRROR') or ROOT.parent / 'shared' / 'data')
+PROXY_VARS = ['http_proxy', 'https_proxy', 'all_proxy', 'HTTP_PROXY', 'HTTPS_PROXY', 'ALL_PROXY']
+
+
+def blob(n, seed=0): return random.Random(seed).randbytes(n)
+def sha(b): return hashlib.sha256(b).hexdigest()
+
+
+def closed_port():
+    "A local port nobody listens on."
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def everything_under(folder):
+    "All paths under `folder` (recursively, hidden ones included), relative, as sorted strings."
+    return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob('*'))
+
+
+@pytest.fixture
+def data(tmp_path, monkeypatch):
+    d = tmp_path / 'data'
+    monkeypatch.setenv('EXP_DATA', str(d))
+    monkeypatch.delenv('EXP_MIRROR', raising=False)
+    for v in PROXY_VARS: monkeypatch.delenv(v, raising=False)
+    return d
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    timeout = 10   # seconds per connection: a stuck client cannot hold the server
+
+    def do_GET(self):
+        srv = self.server
+        srv.hits.append(self.path)
+        body = srv.files.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        # /short/...: announce more bytes than are sent, then close (a cut connection);
+        # /nolen/...: no Content-Length, the end of the body is the end of the connection (HTTP/1.0)
+        if not self.path.startswith('/nolen/'):
+            self.send_header('Content-Length', str(len(body) + (1000 if self.path.startswith('/short/') else 0)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
+
+    def log_message(self, *args): pass
+
+
+@pytest.fixture
+def server():
+    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
+    srv.daemon_threads = True
+    srv.files, srv.hits = {}, []
+    srv.url = lambda path: f'http://127.0.0.1:{srv.server_address[1]}{path}'
+    thread = threading.Thread(target=srv.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+    thread.join(5)
+
+
+def make_tar(path, members, mode='w:gz'):
+    "Write a tar at `path`; `members` is a list of (TarInfo, content bytes or None)."
+    with tarfile.open(path, mode) as tar:
+        for m, data in members: tar.addfile(m, io.BytesIO(data) if data is not None else None)
+    return path
+
+
+def tar_file(name, data=b'hello'):
+    m = tarfile.TarInfo(name)
+    m.size = len(data)
+    return m, data
+
+
+def tar_link(name, target, kind=tarfile.SYMTYPE):
+    "A symlink (or, with another `kind`, a hard link, device, FIFO) member."
+    m = tarfile.TarInfo(name)
+    m.type, m.linkname = kind, target
+    return m, None
+
+
+def zip_symlink(zf, name, target):
+    info = zipfile.ZipInfo(name)
+    info.create_system = 3
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    zf.writestr(info, target)
+
+
+def make_zip(path, files=(), links=()):
+    with zipfile.ZipFile(path, 'w') as zf:
+        for name, data in files: zf.writestr(name, data)
+        for name, target in links: zip_symlink(zf, name, target)
+    return path
+
+
+# ---------------------------------------------------------------- folders, registry
+
+def test_data_dir_and_mirror_dir(data, tmp_path, monkeypatch):
+    assert data_dir() == data
+    assert mirror_dir() is None
+    monkeypatch.delenv('EXP_DATA')
+    assert data_dir() == repo_root() / 'data'
+    assert (repo_root() / 'exp' / '__init__.py').is_file()
+    monkeypatch.setenv('EXP_MIRROR', str(tmp_path))
+    assert mirror_dir() == tmp_path
+    monkeypatch.setenv('EXP_MIRROR', str(tmp_path / 'nowhere'))
+    with pytest.raises(DatasetError, match='EXP_MIRROR'): mirror_dir()
+
+
+def test_registry_and_url_filename():
+    folders = {name: DATASETS[getattr(URLs, name)].folder for name in vars(URLs) if name.isupper()}
+    assert folders == {'MNIST': None, 'IMAGENETTE_160': 'imagenette2-160', 'IMAGEWOOF_160': 'imagewoof2-160',
+                       'PETS': 'oxford-iiit-pet', 'IMDB': 'aclImdb', 'IMDB_SAMPLE': 'imdb_sample',
+                       'WIKITEXT_2': 'wikitext-2', 'WIKITEXT_103': 'wikitext-103'}
+    assert all(info.sha256 is None for info in DATASETS.values())   # none is known for sure: none invented
+    assert url_filename(URLs.MNIST) == 'mnist.pkl.gz'
+    assert url_filename('http://h/a/b%20c.tgz?x=1') == 'b c.tgz'
+    with pytest.raises(DatasetError, match='file name'): url_filename('http://host/')
+    with pytest.raises(DatasetError, match='string'): url_filename(None)
+
+
+# ---------------------------------------------------------------- downloads
+
+def test_download_with_progress_bar_then_cached(data, server, capsys):
+    body = blob(2_500_000)
+    server.files['/blob.bin'] = body
+    url = server.url('/blob.bin')
+    path = download_data(url, sha256=sha(body))
+    assert path == data / 'blob.bin' and path.read_bytes() == body
+    out = capsys.readouterr().out
+    assert '100.00%' in out and '[2500000/2500000' in out, f'no progress bar in the output: {out!r}'
+    assert 'downloaded blob.bin' in out
+    assert server.hits == ['/blob.bin']
+    t0 = time.perf_counter()
+    assert download_data(url) == path                       # cached: the server is not asked again
+    assert time.perf_counter() - t0 < 0.5
+    assert server.hits == ['/blob.bin']
+    assert everything_under(data) == ['blob.bin']           # no .part file left
+    assert download_data(url, force=True) == path          # force fetches again
+    assert server.hits == ['/blob.bin'] * 2
+
+
+def test_download_without_content_length(data, server, capsys):
+    body = blob(1_500_000, seed=6)
+    server.files['/nolen/blob.bin'] = body
+    path = download_data(server.url('/nolen/blob.bin'))
+    assert path.read_bytes() == body and everything_under(data) == ['blob.bin']
+    assert '[1500000/1500000' in capsys.readouterr().out
+
+
+def test_download_to_dest(tmp_path, data, server):
+    server.files['/f.bin'] = b'abc'
+    assert download_data(server.url('/f.bin'), dest=tmp_path / 'x.bin') == tmp_path / 'x.bin'
+    assert (tmp_path / 'x.bin').read_bytes() == b'abc'
+    (tmp_path / 'sub').mkdir()
+    assert download_data(server.url('/f.bin'), dest=tmp_path / 'sub') == tmp_path / 'sub' / 'f.bin'
+
+
+def test_checksum_mismatch_names_both_hashes_and_keeps_nothing(data, server):
+    body = blob(300_000, seed=1)
+    server.files['/blob.bin'] = body
+    wrong = '0' * 64
+    with pytest.raises(DatasetError) as e: download_data(server.url('/blob.bin'), sha256=wrong)
+    msg = str(e.value)
+    assert 'blob.bin' in msg and wrong in msg and sha(body) in msg
+    assert everything_under(data) == []
+
+
+def test_truncated_download_is_an_error_and_keeps_nothing(data, server):
+    server.files['/short/cut.bin'] = blob(200_000, seed=2)
+    with pytest.raises(DatasetError, match='cut short') as e: download_data(server.url('/short/cut.bin'))
+    assert 'cut.bin' in str(e.value)
+    assert everything_under(data) == []
+
+
+def test_offline_and_not_cached_says_what_to_do(data):
+    url = f'http://127.0.0.1:{closed_port()}/x.tgz'
+    for fetch in (download_data, untar_data):
+        with pytest.raises(DatasetError) as e: fetch(url)
+        msg = str(e.value)
+        assert 'x.tgz' in msg and url in msg and str(data) in msg and 'EXP_MIRROR' in msg
+    assert not data.exists() or everything_under(data) == []
+
+
+def test_http_error_is_reported(data, server):
+    with pytest.raises(DatasetError, match='404') as e: download_data(server.url('/missing.tgz'))
+    assert 'missing.tgz' in str(e.value)
+
+
+def test_untar_refuses_a_single_file_before_fetching(data, server):
+    with pytest.raises(DatasetError, match='not an archive'): untar_data(server.url('/mnist.pkl.gz'))
+    assert server.hits == []
+
+
+# ---------------------------------------------------------------- the mirror
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch):
+    m = tmp_path / 'mirror'
+    m.mkdir()
+    monkeypatch.setenv('EXP_MIRROR', str(m))
+    return m
+
+
+def test_mirror_copy_is_verified_and_needs_no_network(data, mirror):
+    body = blob(100_000, seed=3)
+    (mirror / 'a.bin').write_bytes(body)
+    (mirror / 'SHA256SUMS').write_text(f'{"f" * 64}  other.bin\n{sha(body)}  a.bin\n')
+    path = download_data(f'http://127.0.0.1:{closed_port()}/a.bin')   # nothing listens there
+    assert path == data / 'a.bin' and path.read_bytes() == body
+    assert everything_under(data) == ['a.bin']
+
+
+def test_mirror_file_with_wrong_checksum_is_refused(data, mirror):
+    body = blob(100_000, seed=4)
+    (mirror / 'a.bin').write_bytes(body)
+    (mirror / 'SHA256SUMS').write_text(f'{"a" * 64}  a.bin\n')
+    with pytest.raises(DatasetError) as e: download_data(f'http://127.0.0.1:{closed_port()}/a.bin')
+    msg = str(e.value)
+    assert 'a.bin' in msg and 'a' * 64 in msg and sha(body) in msg
+    assert everything_under(data) == []
+
+
+def test_mirror_without_sha256sums_is_refused(data, mirror):
+    (mirror / 'a.bin').write_bytes(b'x')
+    with pytest.raises(DatasetError, match='SHA256SUMS'): download_data(f'http://127.0.0.1:{closed_port()}/a.bin')
+    (mirror / 'SHA256SUMS').write_text(f'{sha(b"x")}  b.bin\n')          # a line for another file only
+    with pytest.raises(DatasetError, match='no line for a.bin'):
+        download_data(f'http://127.0.0.1:{closed_port()}/a.bin')
+    assert not data.exists() or everything_under(data) == []
+
+
+def test_untar_from_mirror_extracts_in_place_and_verifies(tmp_path, data, mirror):
+    arc = make_tar(mirror / 'ds.tgz', [tar_file('ds/a.txt', b'A'), tar_file('ds/sub/b.txt', b'B')])
+    (mirror / 'SHA256SUMS').write_text(f'{sha(arc.read_bytes())}  ds.tgz\n')
+    url = f'http://127.0.0.1:{closed_port()}/ds.tgz'
+    path = untar_data(url)
+    assert path == data / 'ds' and (path / 'sub' / 'b.txt').read_text() == 'B'
+    assert everything_under(data) == ['ds', 'ds/a.txt', 'ds/sub', 'ds/sub/b.txt']   # no archive copy, no temp
+    (mirror / 'SHA256SUMS').write_text(f'{"b" * 64}  ds.tgz\n')
+    with pytest.raises(DatasetError, match='b' * 64): untar_data(url, dest=tmp_path / 'other')
+    assert not (tmp_path / 'other').exists()
+    with pytest.raises(DatasetError, match='b' * 64): untar_data(url, force=True)
+    assert (data / 'ds' / 'a.txt').read_text() == 'A'    # a failed forced refresh keeps the old copy
+
+
+# ---------------------------------------------------------------- extraction
+
+def test_untar_tgz_with_top_folder_over_http(tmp_path, data, server):
+    arc = make_tar(tmp_path / 'pack.tgz', [tar_file('pack/x.txt', b'x'), tar_file('pack/y/z.txt', b'z'),
+                                           tar_link('pack/y/link', 'z.txt')])
+    server.files['/pack.tgz'] = arc.read_bytes()
+    path = untar_data(server.url('/pack.tgz'))
+    assert path == data / 'pack'
+    assert everything_under(path) == ['x.txt', 'y', 'y/link', 'y/z.txt']
+    assert (path / 'y' / 'link').is_symlink() and (path / 'y' / 'link').read_text() == 'z'
+    assert untar_data(server.url('/pack.tgz')) == path and server.hits == ['/pack.tgz']
+    assert sorted(p.name for p in data.iterdir()) == ['pack', 'pack.tgz']
+
+
+@pytest.mark.parametrize('name,mode', [('flat.tar', 'w'), ('flat.tar.gz', 'w:gz')])
+def test_untar_plain_tar_without_top_folder(tmp_path, data, server, name, mode):
+    arc = make_tar(tmp_path / name, [tar_file('a.txt', b'a'), tar_file('b.txt', b'b')], mode=mode)
+    server.files['/' + name] = arc.read_bytes()
+    path = untar_data(server.url('/' + name))
+    assert path == data / 'flat' and everything_under(path) == ['a.txt', 'b.txt']
+    assert stat.S_IMODE(path.stat().st_mode) & 0o055 == 0o055   # readable by others, not private like a temp dir
+
+
+def test_untar_zip(tmp_path, data, server):
+    arc = make_zip(tmp_path / 'wiki.zip', files=[('wiki/t.tokens', 'tokens'), ('wiki/v.tokens', 'v')],
+                   links=[('wiki/l', 't.tokens')])
+    server.files['/wiki.zip'] = arc.read_bytes()
+    path = untar_data(server.url('/wiki.zip'))
+    assert path == data / 'wiki' and everything_under(path) == ['l', 't.tokens', 'v.tokens']
+    assert (path / 'l').is_symlink() and (path / 'l').read_text() == 'tokens'
+    arc2 = make_zip(tmp_path / 'flat.zip', files=[('a.txt', 'a'), ('d/b.txt', 'b')])
+    server.files['/flat.zip'] = arc2.read_bytes()
+    assert everything_under(untar_data(server.url('/flat.zip'))) == ['a.txt', 'd', 'd/b.txt']
+
+
+def tar_attacks(tmp):
+    "name -> members of a malicious tar; `tmp` is the test's folder (an absolute path outside the target)."
+    return {
+        'dotdot': [tar_file('ok.txt'), tar_file('../evil.txt')],
+        'dotdot_inner': [tar_file('ds/../../evil.txt')],
+        'absolute': [tar_file(str(tmp / 'evil.txt'))],
+        'symlink_out': [tar_link('ds/link', '../../..')],
+        'symlink_abs': [tar_link('ds/link', str(tmp))],
+        'symlink_chain': [tar_link('t', '.'), tar_link('u', 't/..'), tar_file('u/evil.txt')],
+        # 'ds/in/../..' is the extraction folder as written, but its parent once 'ds/in' -> '.' is followed
+        'symlink_through_link': [tar_file('ds/ok.txt'), tar_link('ds/in', '.'), tar_link('ds/in/up', '../..'),
+                                 tar_file('ds/in/up/evil.txt')],
+        'hardlink_out': [tar_link('ds/h', '../../evil.txt', kind=tarfile.LNKTYPE)],
+        'device': [tar_link('ds/dev', '', kind=tarfile.CHRTYPE)],
+        'fifo': [tar_link('ds/fifo', '', kind=tarfile.FIFOTYPE)],
+    }
+
+
+@pytest.mark.parametrize('attack', list(tar_attacks(Path('/x'))))
+def test_malicious_tar_is_refused_and_leaves_nothing(tmp_path, attack):
+    members = tar_attacks(tmp_path)[attack]
+    arc = make_tar(tmp_path / f'{attack}.tgz', members)
+    out = tmp_path / 'out'
+    with pytest.raises(DatasetError) as e: extract_archive(arc, out / 'ds')
+    msg = str(e.value)
+    assert f'{attack}.tgz' in msg and 'refusing' in msg
+    assert any(repr(m.name) in msg for m, _ in members), msg            # names the member
+    assert everything_under(out) == []                               # no half-extracted folder, no temp
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([arc.name, 'out'])   # nothing escaped
+
+
+@pytest.mark.parametrize('attack', ['dotdot', 'absolute', 'symlink_out', 'symlink_chain', 'device'])
+def test_malicious_zip_is_refused_and_leaves_nothing(tmp_path, attack):
+    arc = tmp_path / f'{attack}.zip'
+    with zipfile.ZipFile(arc, 'w') as zf:
+        zf.writestr('ds/ok.txt', 'fine')
+        if attack == 'dotdot': zf.writestr('ds/../../evil.txt', 'x'); bad = 'ds/../../evil.txt'
+        if attack == 'absolute': bad = str(tmp_path / 'evil.txt'); zf.writestr(bad, 'x')
+        if attack == 'symlink_out': bad = 'ds/link'; zip_symlink(zf, bad, '../../..')
+        if attack == 'symlink_chain':
+            zip_symlink(zf, 't', '.'); zip_symlink(zf, 'u', 't/..'); zf.writestr('u/evil.txt', 'x'); bad = 'u'
+        if attack == 'device':
+            bad = 'ds/dev'
+            info = zipfile.ZipInfo(bad)
+            info.create_system, info.external_attr = 3, (stat.S_IFCHR | 0o644) << 16
+            zf.writestr(info, '')
+    out = tmp_path / 'out'
+    with pytest.raises(DatasetError) as e: extract_archive(arc, out / 'ds')
+    assert f'{attack}.zip' in str(e.value) and repr(bad) in str(e.value)
+    assert everything_under(out) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([arc.name, 'out'])
+
+
+def test_untar_data_refuses_zip_slip_end_to_end(tmp_path, data, server):
+    arc = make_zip(tmp_path / 'slip.zip', files=[('slip/ok.txt', 'ok'), ('../../evil.txt', 'x')])
+    server.files['/slip.zip'] = arc.read_bytes()
+    with pytest.raises(DatasetError, match="'../../evil.txt'"): untar_data(server.url('/slip.zip'))
+    assert everything_under(data) == ['slip.zip']                   # the archive only: no folder, no temp
+    assert not (tmp_path / 'evil.txt').exists()
+
+
+def test_damaged_archive(tmp_path):
+    for name in ('bad.tgz', 'bad.zip'):
+        (tmp_path / name).write_bytes(blob(5000, seed=5))
+        with pytest.raises(DatasetError, match='damaged'): extract_archive(tmp_path / name, tmp_path / 'out' / 'x')
+        assert everything_under(tmp_path / 'out') == []
+
+
+# ---------------------------------------------------------------- the real mirror
+
+def test_imagenette_from_the_shared_mirror(data, monkeypatch):
+    if not (SHARED_MIRROR / 'imagenette2-160.tgz').is_file():
+        pytest.skip(f'no dataset mirror with imagenette2-160.tgz at {SHARED_MIRROR} (set EXP_MIRROR)')
+    monkeypatch.setenv('EXP_MIRROR', str(SHARED_MIRROR))
+    try:
+        path = untar_data(URLs.IMAGENETTE_160)
+        assert path == data / 'imagenette2-160'
+        counts = {split: len(list((path / split).glob('*/*.JPEG'))) for split in ('train', 'val')}
+        assert counts == {'train': 9469, 'val': 3925}
+        classes = [p.name for p in ls(path / 'train')]
+        assert len(classes) == 10 and [p.name for p in ls(path / 'val')] == classes
+        assert [p.name for p in data.iterdir()] == ['imagenette2-160']   # from the mirror: no copy, no temp
+        t0 = time.perf_counter()
+        assert untar_data(URLs.IMAGENETTE_160) == path
+        assert time.perf_counter() - t0 < 0.5
+    finally:   # pytest keeps the last runs' tmp folders: do not leave 13,000 images in each
+        shutil.rmtree(data, ignore_errors=True)
