@@ -1,0 +1,289 @@
+"""Tests of the one `Learner` of lesson 09b (`exp.nb_09b`) and the progress callback of 09c (`exp.nb_09c`).
+
+They use the two-parameter synthetic regression of `tests/synthetic.py` (data and model), so each
+fit takes milliseconds. The oracle for the loop itself is a plain hand-written training loop with
+`torch.optim.SGD` on the same data in the same order.
+"""
+import contextlib
+import io
+import warnings
+from functools import partial
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from exp.nb_00 import test_eq, test_raises
+from exp.nb_09b import (Learner, Callback, TrainEvalCallback, AvgStatsCallback, Optimizer, sgd_opt, adam_opt,
+                        ParamScheduler, Recorder, CancelBatchException, CancelEpochException, CancelTrainException,
+                        param_getter)
+from exp.nb_09c import ProgressCallback, AvgStatsCallback as TableStatsCallback
+from synthetic import RegModel, synth_data, make_spy
+
+ALL = Learner.ALL_CBS
+
+
+@pytest.fixture(autouse=True, scope='module')
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def learner(n_train=16, n_valid=16, bs=8, lr=0.1, shuffle=False, **kwargs):
+    "A Learner on the synthetic regression: `RegModel` (a=b=0), MSE, our SGD by default"
+    return Learner(RegModel(), synth_data(n_train, n_valid, bs, shuffle=shuffle), F.mse_loss, lr=lr, **kwargs)
+
+
+def params(learn): return [p.detach().clone() for p in learn.model.parameters()]
+
+
+# ------------------------------------------------------------------ the loop against a plain loop
+
+def test_fit_matches_a_plain_training_loop():
+    learn = learner(n_train=32, bs=8, lr=0.05)
+    learn.fit(3)
+    model = RegModel()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    for _ in range(3):
+        for xb, yb in learn.data.train_dl:
+            F.mse_loss(model(xb), yb).backward()
+            opt.step()
+            opt.zero_grad()
+    for p, q in zip(learn.model.parameters(), model.parameters()):
+        assert torch.allclose(p, q, rtol=1e-6, atol=1e-7), (p, q)
+    assert abs(learn.model.a.item() - 2) < 1.0     # it learnt something
+
+
+def test_event_order():
+    Spy = make_spy(ALL)
+    learn = learner(n_train=16, n_valid=8, bs=8)      # 2 training batches, 1 validation batch (bs*2)
+    spy = Spy()
+    learn.fit(1, cbs=spy)
+    train_batch = ['begin_batch', 'after_pred', 'after_loss', 'after_backward', 'after_step', 'after_batch']
+    valid_batch = ['begin_batch', 'after_pred', 'after_loss', 'after_batch']
+    test_eq(spy.events, ['begin_fit', 'begin_epoch'] + train_batch * 2 + ['begin_validate'] + valid_batch +
+            ['after_epoch', 'after_fit'])
+
+
+# ------------------------------------------------------------------ optimizer and splitter
+
+def test_optimizer_built_at_fit():
+    learn = learner(opt_func=adam_opt(), lr=0.01)
+    assert learn.opt is None
+    learn.fit(1)
+    opt = learn.opt
+    assert isinstance(opt, Optimizer)
+    test_eq([id(p) for p in opt.param_groups[0]], [id(p) for p in learn.model.parameters()])
+    learn.fit(1)
+    assert learn.opt is opt, "a second fit keeps the optimizer (and its state)"
+    test_eq(opt.state[learn.model.a]['step'], 4)
+    learn.fit(1, reset_opt=True)
+    assert learn.opt is not opt
+    test_eq(learn.opt.state[learn.model.a]['step'], 2)
+
+
+def test_optimizer_built_with_changed_lr_and_opt_func():
+    learn = learner(lr=0.1)
+    learn.lr, learn.opt_func = 0.5, adam_opt()
+    learn.fit(1, reset_opt=True)
+    test_eq(learn.opt.hypers[0]['lr'], 0.5)
+    assert 'sqr_mom' in learn.opt.hypers[0]
+
+
+def a_b_splitter(m): return [[m.a], [m.b]]
+
+
+def test_splitter_groups_with_their_own_lr():
+    learn = learner(splitter=a_b_splitter, lr=[0.1, 0.])
+    learn.fit(1)
+    test_eq(len(learn.opt.param_groups), 2)
+    test_eq([h['lr'] for h in learn.opt.hypers], [0.1, 0.])
+    assert learn.model.a.item() != 0.
+    test_eq(learn.model.b.item(), 0.)                  # lr 0: not trained
+
+
+def test_splitter_groups_scheduled_separately():
+    learn = learner(splitter=a_b_splitter, lr=0.1, cb_funcs=Recorder)
+    learn.fit(1, cbs=ParamScheduler('lr', [lambda pos: 0.01, lambda pos: 0.02 + pos]))
+    test_eq(learn.recorder.lrs[0], [0.01, 0.01])
+    test_eq(learn.recorder.lrs[1], [0.02, 0.52])
+
+
+def test_splitter_errors_and_warnings():
+    test_raises(lambda: learner(splitter=a_b_splitter, lr=[0.1]).fit(1), ValueError, '1 learning rates for the 2')
+    with pytest.warns(UserWarning, match='left 1 trainable parameters'):
+        learner(splitter=lambda m: [m.a]).fit(1)
+    test_eq(len(list(param_getter(RegModel()))), 2)
+
+
+# ------------------------------------------------------------------ callbacks for one fit
+
+def test_fit_callbacks_removed_after_fit():
+    learn = learner(cb_funcs=Recorder)
+    keep = learn.recorder
+    cb, rec = make_spy(['begin_fit'])(), Recorder()
+    learn.fit(1, cbs=[cb, rec])
+    assert cb.events == ['begin_fit']
+    assert all(c not in learn.cbs for c in (cb, rec))
+    assert not hasattr(learn, 'spy')
+    assert learn.recorder is keep, "the learner's own recorder takes its name back"
+    test_eq(len(learn.cbs), 2)     # TrainEvalCallback and the recorder
+
+
+def test_fit_callbacks_removed_when_fit_raises():
+    learn = learner()
+    Spy = make_spy(['after_batch', 'after_fit'], raise_at={('after_batch', 2): RuntimeError('boom')})
+    spy = Spy()
+    test_raises(lambda: learn.fit(2, cbs=spy), RuntimeError, 'boom')
+    assert spy.events == ['after_batch', 'after_batch', 'after_fit'], "after_fit runs in finally"
+    assert spy not in learn.cbs and not hasattr(learn, 'spy')
+    test_eq([type(c) for c in learn.cbs], [TrainEvalCallback])
+    learn.fit(1)        # and the learner still works
+
+
+def test_fit_callbacks_removed_when_opt_creation_raises():
+    learn = learner(splitter=a_b_splitter, lr=[0.1])
+    spy = make_spy(['begin_fit', 'after_fit'])()
+    test_raises(lambda: learn.fit(1, cbs=spy), ValueError, 'learning rates')
+    test_eq(spy.events, [])
+    assert spy not in learn.cbs
+
+
+def test_callbacks_sorted_and_named():
+    class First(Callback): _order = -5
+    class Second(Callback): _order = 5
+    learn = learner(cbs=[Second()], cb_funcs=First)
+    test_eq([type(c).__name__ for c in learn.cbs], ['First', 'TrainEvalCallback', 'Second'])
+    assert learn.first.run is learn and learn.second is learn.cbs[-1]
+    assert learn.first.model is learn.model     # attribute lookup falls through to the learner
+
+
+def test_train_eval_callback_added_once():
+    test_eq(sum(isinstance(c, TrainEvalCallback) for c in learner().cbs), 1)
+    own = TrainEvalCallback()
+    learn = learner(cbs=own)
+    test_eq(learn.cbs, [own])
+
+
+# ------------------------------------------------------------------ events checked
+
+def test_unknown_event_is_an_error():
+    learn = learner()
+    test_raises(lambda: learn('begin_bacth'), ValueError, "unknown event 'begin_bacth'")
+    learn('begin_fit')     # a real one is fine
+
+
+def test_callback_with_misspelt_event_rejected():
+    class Typo(Callback):
+        def after_bacth(self): pass
+    learn = learner()
+    test_raises(lambda: learn.fit(1, cbs=Typo()), ValueError, "['after_bacth'] are not events")
+    test_raises(lambda: learner(cb_funcs=Typo), ValueError, 'after_bacth')
+    assert not any(isinstance(c, Typo) for c in learn.cbs)
+
+
+def test_bad_callbacks_rejected():
+    class Loss(Callback): pass
+    test_raises(lambda: learner(cbs=Loss()), ValueError, "would hide the Learner's own `loss`")
+    test_raises(lambda: learner(cbs=[print]), TypeError, 'is not a Callback')
+    learn = learner()
+    good = make_spy(['begin_fit'])()
+    test_raises(lambda: learn.fit(1, cbs=[good, 3]), TypeError, 'is not a Callback')
+    assert good not in learn.cbs and good.events == []     # all or nothing
+
+
+# ------------------------------------------------------------------ return values and cancelling
+
+def cb_returning(event, value, order=0):
+    return type(f'Return_{event}', (Callback,), {event: lambda self: value, '_order': order})()
+
+
+def test_after_backward_true_skips_step_and_zero_grad():
+    learn = learner()
+    seen = make_spy(['after_backward'])()     # called even though an earlier callback returned True
+    learn.fit(1, cbs=[cb_returning('after_backward', True, order=-1), seen])
+    test_eq([p.item() for p in learn.model.parameters()], [0., 0.])
+    test_eq(seen.events, ['after_backward'] * 2)
+
+
+def test_begin_batch_true_skips_batch_but_not_after_batch():
+    Spy = make_spy(['after_pred', 'after_batch'])
+    spy = Spy()
+    learn = learner()
+    learn.fit(1, cbs=[cb_returning('begin_batch', True), spy])
+    test_eq(spy.events, ['after_batch'] * 3)
+    test_eq([p.item() for p in learn.model.parameters()], [0., 0.])
+
+
+def test_after_loss_true_skips_backward():
+    learn = learner()
+    spy = make_spy(['after_backward', 'after_step'])()
+    learn.fit(1, cbs=[cb_returning('after_loss', True), spy])
+    test_eq(spy.events, [])
+    assert all(p.grad is None or not p.grad.any() for p in learn.model.parameters())
+
+
+def test_begin_validate_true_skips_validation():
+    learn = learner()
+    spy = make_spy(['begin_batch'])()
+    learn.fit(2, cbs=[cb_returning('begin_validate', True), spy])
+    test_eq(len(spy.events), 2 * 2)
+
+
+def test_other_return_values_ignored():
+    "True from an event that cannot skip anything changes nothing"
+    learn, ref = learner(), learner()
+    learn.fit(2, cbs=[cb_returning(e, True) for e in ('begin_fit', 'after_pred', 'after_step', 'after_epoch')])
+    ref.fit(2)
+    test_eq(params(learn), params(ref))
+    assert learn.model.a.item() != 0.
+
+
+def test_cancel_exceptions():
+    Spy = make_spy(ALL, raise_at={('after_pred', 1): CancelBatchException, ('begin_validate', 1): CancelEpochException,
+                                  ('after_step', 3): CancelTrainException})
+    spy = Spy()
+    learn = learner()
+    learn.fit(5, cbs=spy)
+    ev = spy.events
+    i = ev.index('after_cancel_batch')
+    test_eq(ev[i - 1: i + 2], ['after_pred', 'after_cancel_batch', 'after_batch'])
+    i = ev.index('after_cancel_epoch')
+    test_eq(ev[i - 1: i + 2], ['begin_validate', 'after_cancel_epoch', 'after_epoch'])
+    test_eq(ev[-3:], ['after_step', 'after_cancel_train', 'after_fit'])
+    test_eq(ev.count('begin_epoch'), 2)
+
+
+# ------------------------------------------------------------------ logging
+
+def test_avg_stats_logs_through_learner_logger():
+    lines = []
+    learn = learner(cb_funcs=partial(AvgStatsCallback, []))
+    learn.logger = lines.append
+    learn.fit(2)
+    test_eq(len(lines), 2)
+    assert lines[0].startswith('epoch 0: train: loss') and '| valid: loss' in lines[0]
+
+
+def test_progress_callback_console_table():
+    learn = learner(cb_funcs=[partial(TableStatsCallback, []), partial(ProgressCallback, console=True)])
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        learn.fit(3)
+    rows = [l.split() for l in out.getvalue().splitlines() if l.startswith(('epoch', '0', '1', '2'))]
+    test_eq(rows[0], ['epoch', 'train_loss', 'valid_loss', 'time'])
+    test_eq([r[0] for r in rows[1:]], ['0', '1', '2'])
+    assert all(len(r) == 4 and float(r[1]) > 0 for r in rows[1:])
+    assert float(rows[-1][2]) < float(rows[1][2]), "the validation loss should go down"
+    assert '\r' not in out.getvalue().split('epoch', 1)[1], "no bar redraws when stdout is not a terminal"
+    assert learn.logger is print
+
+
+def test_progress_callback_restores_logger_when_fit_raises():
+    learn = learner(cb_funcs=[partial(TableStatsCallback, []), partial(ProgressCallback, console=True)])
+    boom = make_spy(['after_batch'], raise_at={'after_batch': RuntimeError('boom')})()
+    with contextlib.redirect_stdout(io.StringIO()):
+        test_raises(lambda: learn.fit(1, cbs=boom), RuntimeError, 'boom')
+    assert learn.logger is print
