@@ -191,15 +191,6 @@ def test_get_dls():
     assert train_dl.batch_size == 16 and valid_dl.batch_size == 32
 
 
-@pytest.fixture
-def one_thread():
-    "Small matmuls gain nothing from threads, and on a shared machine spare threads only wait."
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_fit_mnist_10k(one_thread):
     x_train, y_train, x_valid, y_valid = get_data()
     x_train, y_train = x_train[:10_000], y_train[:10_000]

@@ -23,13 +23,7 @@ from exp.nb_09 import (Optimizer, StatefulOptimizer, Stat, AverageGrad, AverageS
 STEPS, RTOL = 100, 1e-5
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    "Tiny tensors: one thread is fastest, and avoids spinning threads on a busy CI machine"
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # conftest.py: torch on one thread
 
 
 def make_problem(seed=0):

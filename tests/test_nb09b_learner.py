@@ -23,12 +23,7 @@ from synthetic import RegModel, synth_data, make_spy
 ALL = Learner.ALL_CBS
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # conftest.py: torch on one thread
 
 
 def learner(n_train=16, n_valid=16, bs=8, lr=0.1, shuffle=False, **kwargs):

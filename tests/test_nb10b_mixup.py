@@ -17,12 +17,7 @@ from exp.nb_09 import sgd_opt
 from exp.nb_10b import (Γ, beta_pdf, reduce_loss, NoneReduce, LabelSmoothingCrossEntropy, MixUp, CutMix, box_masks)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # conftest.py: torch on one thread
 
 
 # ---------------------------------------------------------------- label smoothing

@@ -24,12 +24,7 @@ from exp.nb_10c import (model_to_half, get_master, set_group_params, to_master_g
                         LossScaler, MixedPrecision, AutocastMixedPrecision, bn_types)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # conftest.py: torch on one thread
 
 
 def gradscaler_scales(init_scale, interval, overflow_steps, n_steps, growth=2., backoff=0.5):
