@@ -269,10 +269,10 @@ def lamb_opt(**kwargs):
                    stats=[AverageGrad(dampening=True), AverageSqrGrad(), StepCount()], **kwargs)
 
 
-def imagenette_databunch(size=128, bs=64, n_train=None, n_valid=None, seed=0, **kwargs):
-    "Imagenette (160 px) through the data block API, resized to `size`; optionally a random subset of each split"
+def imagenette_databunch(size=128, bs=64, n_train=None, n_valid=None, seed=0, tfms=None, valid_tfms=None, **kwargs):
+    "Imagenette (160 px) through the data block API; optionally a random subset of each split"
+    if tfms is None: tfms = [make_rgb, ResizeFixed(size), to_byte_tensor, to_float_tensor]
     path = untar_data(URLs.IMAGENETTE_160)
-    tfms = [make_rgb, ResizeFixed(size), to_byte_tensor, to_float_tensor]
     sd = SplitData.split_by_func(ImageList.from_files(path, tfms=tfms), partial(grandparent_splitter, valid_name='val'))
     rng = random.Random(seed)
     for name, n in (('train', n_train), ('valid', n_valid)):
@@ -281,5 +281,6 @@ def imagenette_databunch(size=128, bs=64, n_train=None, n_valid=None, seed=0, **
             if not 0 < n <= len(items):
                 raise ValueError(f"imagenette_databunch: n_{name}={n}, but the {name} split has {len(items)} images")
             setattr(sd, name, items.new(sorted(rng.sample(items.items, n))))
+    if valid_tfms is not None: sd.valid.tfms = listify(valid_tfms)
     ll = label_by_func(sd, parent_labeler, proc_y=CategoryProcessor())
     return ll.to_databunch(bs, **kwargs)

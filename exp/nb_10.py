@@ -264,19 +264,3 @@ def imagenette_tfms(size, scale=(0.35, 1.), to_tensor=to_byte_tensor):
     "Per-item transforms (training, validation): random-resized crop of `scale` of the area + flip; centre crop."
     return ([make_rgb, RandomResizedCrop(size, scale=scale), PilRandomFlip(), to_tensor],
             [make_rgb, CenterCrop(size), to_tensor])
-
-def imagenette_databunch(size=128, bs=64, n_train=None, n_valid=None, seed=0, tfms=None, valid_tfms=None, **kwargs):
-    "Imagenette (160 px) with per-item `tfms` for training and `valid_tfms` for validation (default: both lesson 09's resize to `size`)"
-    if tfms is None: tfms = [make_rgb, ResizeFixed(size), to_byte_tensor, to_float_tensor]
-    path = untar_data(URLs.IMAGENETTE_160)
-    sd = SplitData.split_by_func(ImageList.from_files(path, tfms=tfms), partial(grandparent_splitter, valid_name='val'))
-    rng = random.Random(seed)
-    for name, n in (('train', n_train), ('valid', n_valid)):
-        items = getattr(sd, name)
-        if n is not None:
-            if not 0 < n <= len(items):
-                raise ValueError(f"imagenette_databunch: n_{name}={n}, but the {name} split has {len(items)} images")
-            setattr(sd, name, items.new(sorted(rng.sample(items.items, n))))
-    if valid_tfms is not None: sd.valid.tfms = listify(valid_tfms)
-    ll = label_by_func(sd, parent_labeler, proc_y=CategoryProcessor())
-    return ll.to_databunch(bs, **kwargs)
