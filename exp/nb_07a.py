@@ -34,7 +34,7 @@ def get_batch(dl, run, learn=None):
     saved = {k: run.__dict__.get(k, _missing) for k in ('xb', 'yb', 'in_train', 'learn')}
     try:
         if learn is not None: run.learn = learn
-        run._setup_callbacks()                    # sort the callbacks and give them the runner
+        if hasattr(run, '_setup_callbacks'): run._setup_callbacks()   # a Runner gives itself to its callbacks at fit
         run.xb, run.yb, run.in_train = xb, yb, False
         run('begin_batch')
         return run.xb, run.yb

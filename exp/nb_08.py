@@ -397,10 +397,8 @@ def get_learn_run(nfs, data, lr, layer, cbs=None, opt_func=None, uniform=False, 
     return get_runner(model, data, lr=lr, cbs=cbs, opt_func=opt_func)
 
 
-def model_summary(run, learn, data, find_all=False, print_out=True):
-    "Each layer of `learn.model` and the shape of its output for one validation batch of `data` (through `run`'s batch callbacks)"
-    xb, _ = get_batch(data.valid_dl, run, learn)
-    model = learn.model
+def layer_summary(model, xb, find_all=False, print_out=True):
+    "Each layer of `model` (its children, or with `find_all` every linear/conv layer) and the shape of its output for `xb`"
     device = next(model.parameters(), torch.empty(0)).device
     mods = find_modules(model, is_lin_layer) if find_all else list(model.children())
     rows = []
@@ -420,3 +418,8 @@ def model_summary(run, learn, data, find_all=False, print_out=True):
             name = type(mod).__name__ + (f'({kids})' if kids else '')
             print(f'{i:>3}  {name:<44} {str(shape):<20} {sum(p.numel() for p in mod.parameters()):>9,}')
     return rows
+
+def model_summary(run, learn, data, find_all=False, print_out=True):
+    "`layer_summary` of `learn.model` for one validation batch of `data`, through `run`'s batch callbacks"
+    xb, _ = get_batch(data.valid_dl, run, learn)
+    return layer_summary(learn.model, xb, find_all, print_out)

@@ -145,3 +145,9 @@ def get_learner(nfs, data, lr, layer, loss_func=F.cross_entropy, cb_funcs=None, 
     "A Kaiming-initialised CNN for `data` with widths `nfs`, made of `layer`s, in a `Learner`"
     model = init_cnn(get_cnn_model(data, nfs, layer, **kwargs), uniform=uniform)
     return Learner(model, data, loss_func, opt_func=opt_func, lr=lr, cb_funcs=cb_funcs)
+
+
+def model_summary(learn, find_all=False, print_out=True):
+    "`layer_summary` of `learn.model` for one validation batch, passed through the learner's batch callbacks"
+    xb, _ = get_batch(learn.data.valid_dl, learn)
+    return layer_summary(learn.model, xb, find_all, print_out)

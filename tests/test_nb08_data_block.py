@@ -11,6 +11,7 @@ import PIL.Image
 import pytest
 import torch
 from torch import nn
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from exp.nb_00 import URLs, test_eq, test_near, test_near_zero, test_raises, untar_data
@@ -434,3 +435,22 @@ def test_dataloader_with_spawned_worker(small_split):
     xb, yb = next(iter(dl))
     test_eq(xb, torch.stack([small_split.valid[i][0] for i in range(8)]))
     test_eq(yb.tolist(), small_split.valid.y.items[:8])
+
+
+def test_get_batch_and_model_summary_with_the_learner(small_split):
+    "Lesson 09b: `get_batch` (07a) works on the one Learner as is, `model_summary(learn)` is lesson 08's summary"
+    from exp.nb_09b import (Learner, DeviceCallback, BatchTransformXCallback, get_batch,
+                            model_summary as learner_summary)
+    torch.manual_seed(0)
+    data = small_split.to_databunch(8)
+    norm = NormalizeChan([0.5] * 3, [0.25] * 3)
+    learn = Learner(get_cnn_model(data, [32, 64], conv_layer), data, F.cross_entropy,
+                    cb_funcs=[partial(DeviceCallback, torch.device('cpu')), partial(BatchTransformXCallback, norm)])
+    raw, _ = next(iter(data.valid_dl))
+    xb, yb = get_batch(data.valid_dl, learn)
+    test_eq(xb, norm(raw))                                # through the learner's begin_batch callbacks
+    assert 'xb' not in learn.__dict__ and learn.in_train is False    # the learner is left as it was
+    rows = learner_summary(learn, print_out=False)
+    test_eq([s for _, s in rows], [(16, 16, 32, 32), (16, 32, 16, 16), (16, 64, 8, 8), (16, 32, 4, 4),
+                                   (16, 64, 2, 2), (16, 64, 1, 1), (16, 64), (16, 10)])
+    test_eq(len(learner_summary(learn, find_all=True, print_out=False)), 6)
