@@ -58,7 +58,7 @@ def to_model_params(model_pgs, master_pgs):
 
 def grad_overflow(params):
     "Does any gradient of `params` hold an inf or a NaN? One host sync, whatever the number of params"
-    sums = [p.grad.float().sum() for p in params if p.grad is not None]
+    sums = [p.grad.sum(dtype=torch.float32) for p in params if p.grad is not None]   # accumulated in fp32
     if not sums: return False
     dev = sums[0].device
     return not torch.isfinite(torch.stack([s.to(dev) for s in sums])).all().item()
@@ -150,7 +150,7 @@ class MixedPrecision(Callback):
         self._restore_loss()
         self.scales.append(self.scaler.scale)
         model_params = _flat(self.model_pgs)
-        if self.scaler.dynamic and grad_overflow(model_params):
+        if self.dtype == torch.float16 and grad_overflow(model_params):   # static or dynamic scale
             self.scaler.update(overflow=True)
             _clear_grads(model_params)
             self.n_skipped += 1

@@ -218,6 +218,17 @@ def test_overflow_step_leaves_everything_untouched(cb_cls):
     if cb_cls is MixedPrecision: test_eq(cb.scales[5], cb.scales[4] / 2)
 
 
+def test_static_scale_skips_an_overflow_step_too():
+    "With a static scale the step is skipped as well (one inf would make the master weights NaN); the scale stays"
+    cb, snap, losses = MixedPrecision(loss_scale=512., dynamic=False), Snapshot(2, 'mixed_precision'), Losses()
+    learn = learner()
+    learn.fit(1, cbs=[cb, PlantOverflow([2, 5]), snap, losses])
+    assert_identical(snap.after, snap.before)
+    test_eq((cb.n_skipped, losses.n_steps), (2, 8 - 2))
+    test_eq(set(cb.scales), {512.})
+    assert all(torch.isfinite(p).all() for p in learn.model.parameters())
+
+
 def test_overflow_skip_with_torch_optimizer():
     snap, cb = Snapshot(3, 'mixed_precision'), MixedPrecision()
     learn = learner(opt_func=lambda params, lr: torch.optim.Adam(params, lr=lr))
