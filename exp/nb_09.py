@@ -9,11 +9,15 @@ from functools import partial
 
 
 def _param_groups(params):
-    "`params` (tensors, or lists of tensors) as a list of parameter groups, each a list of tensors"
+    "`params` as (groups, hypers): each group a list of tensors, with the hyper-parameters it was given (dicts only)"
     groups = list(params)                      # may be a generator, like `model.parameters()`
     if not groups: raise ValueError("Optimizer: `params` is empty: there is nothing to optimize")
     if all(isinstance(p, torch.Tensor) for p in groups): groups = [groups]   # one group
-    groups = [listify(g) for g in groups]
+    for i, g in enumerate(groups):
+        if isinstance(g, dict) and 'params' not in g:
+            raise ValueError(f"Optimizer: parameter group {i} is a dict without 'params' (keys: {sorted(g)})")
+    hypers = [{k: v for k, v in g.items() if k != 'params'} if isinstance(g, dict) else {} for g in groups]
+    groups = [listify(g['params'] if isinstance(g, dict) else g) for g in groups]
     for i, g in enumerate(groups):
         if not g: raise ValueError(f"Optimizer: parameter group {i} is empty")
         bad = [type(p).__name__ for p in g if not isinstance(p, torch.Tensor)]
@@ -23,7 +27,7 @@ def _param_groups(params):
         for p in g:
             if id(p) in seen: raise ValueError(f"Optimizer: a parameter appears twice (again in group {i})")
             seen.add(id(p))
-    return groups
+    return groups, hypers
 
 
 def check_stepper_args(steppers, available, where='a hyper-parameter'):
@@ -76,8 +80,8 @@ class Optimizer():
         maybe_update(steppers, defaults, get_defaults)    # stepper defaults never override ours
         self.grad_steppers = [f for f in steppers if getattr(f, '_on_grad', False)]   # change the grad: first
         self.steppers = [f for f in steppers if not getattr(f, '_on_grad', False)]
-        self.param_groups = _param_groups(params)
-        self.hypers = [{**defaults} for _ in self.param_groups]    # one copy per group
+        self.param_groups, group_hypers = _param_groups(params)
+        self.hypers = [{**defaults, **h} for h in group_hypers]    # one copy per group, with its own values
         self._checked = False
 
     def grad_params(self):

@@ -108,6 +108,28 @@ def test_adamw_vs_torch():
     assert_same_trajectory(ours, partial(torch.optim.AdamW, lr=1e-2, betas=(0.9, 0.99), eps=1e-6, weight_decay=0.1))
 
 
+def two_groups(opt_func, **weight_hypers):
+    "`opt_func` on two groups given as dicts, PyTorch's way: the weights with their own hyper-parameters, the biases with the defaults"
+    def _inner(params):
+        ps = list(params)
+        return opt_func([{'params': ps[0::2], **weight_hypers}, {'params': ps[1::2]}])
+    return _inner
+
+
+def test_dict_param_groups_vs_torch_adamw():
+    ours = two_groups(adam_opt(lr=1e-2, mom=0.9, sqr_mom=0.99, eps=1e-6), lr=3e-2, wd=0.1)
+    theirs = two_groups(partial(torch.optim.AdamW, lr=1e-2, betas=(0.9, 0.99), eps=1e-6, weight_decay=0.),
+                        lr=3e-2, weight_decay=0.1)
+    assert_same_trajectory(ours, theirs)
+
+
+def test_dict_param_groups_vs_torch_sgd_momentum():
+    ours = two_groups(partial(StatefulOptimizer, steppers=[l2_reg, momentum_step], stats=AverageGrad(), lr=0.05,
+                              mom=0.9), lr=0.01, wd=1e-2)
+    theirs = two_groups(partial(torch.optim.SGD, lr=0.05, momentum=0.9), lr=0.01, weight_decay=1e-2)
+    assert_same_trajectory(ours, theirs)
+
+
 def test_adam_l2_vs_torch_adam_weight_decay():
     "torch.optim.Adam's weight_decay is L2: our l2_reg stepper in front of Adam"
     ours = partial(StatefulOptimizer, steppers=[l2_reg, adam_step],
@@ -292,6 +314,7 @@ def test_bad_input_errors():
     test_raises(lambda: sgd_opt([1, 2], lr=0.1), TypeError, 'not only tensors')
     ps = list(model.parameters())
     test_raises(lambda: sgd_opt([ps, ps[:1]], lr=0.1), ValueError, 'twice')
+    test_raises(lambda: sgd_opt([{'lr': 0.1}], lr=0.1), ValueError, "dict without 'params'")
     p = torch.zeros(2, requires_grad=True); p.grad = torch.ones(2)
     test_raises(lambda: sgd_opt([p]).step(), TypeError, "needs `lr`, which is not a hyper-parameter")
     test_raises(lambda: StatefulOptimizer([p], momentum_step, lr=0.1).step(), TypeError,
