@@ -282,3 +282,27 @@ def test_progress_callback_restores_logger_when_fit_raises():
     with contextlib.redirect_stdout(io.StringIO()):
         test_raises(lambda: learn.fit(1, cbs=boom), RuntimeError, 'boom')
     assert learn.logger is print
+
+
+def test_lr_find_sweeps_our_hypers_and_restores_everything():
+    "09's LR_Find on the Learner: every group's `lr` in `opt.hypers` swept exponentially; weights, hypers and Adam state back"
+    from exp.nb_09 import LR_Find
+    m = RegModel()
+    learn = Learner(m, synth_data(n_train=160, bs=8), F.mse_loss, opt_func=adam_opt(), lr=1e-3,
+                    splitter=lambda m: [[m.a], [m.b]], cb_funcs=Recorder)
+    learn.fit(1)                                          # some Adam state and moved weights to restore
+    before = (params(learn), learn.opt.state_dict())
+    lrs = []
+    class Spy(Callback):
+        _order = 2                                        # after LR_Find has set the lr of this batch
+        def begin_batch(self):
+            if self.in_train: lrs.append([h['lr'] for h in self.opt.hypers])
+    learn.fit(2, cbs=[LR_Find(max_iter=15, min_lr=1e-4, max_lr=1e-1), Spy()])
+    test_eq(len(lrs), 15)                                 # max_iter batches, min_lr to max_lr (no explosion here)
+    assert all(a == b for a, b in lrs)                    # every group gets the same lr
+    expected = [1e-4 * 1e3 ** (i / 14) for i in range(15)]
+    assert all(abs(a - e) <= 1e-12 * e for (a, _), e in zip(lrs, expected))
+    test_eq(params(learn), before[0])
+    after = learn.opt.state_dict()
+    test_eq(after['hypers'], before[1]['hypers'])
+    test_eq(after['state'], before[1]['state'])
