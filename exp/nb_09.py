@@ -154,6 +154,14 @@ class LR_Find(LR_Find):
         for hyper in self.opt.hypers: hyper['lr'] = lr
 
 
+_one_cycle_05 = one_cycle     # lesson 05's: schedulers for torch's param_groups
+
+def one_cycle(lr_max, pct_start=0.3, div_start=10., div_end=1e5, moms=(0.95, 0.85, 0.95), mom_name='mom'):
+    "Lesson 05's 1cycle policy as `ParamScheduler`s on `opt.hypers`: lr, and momentum `mom_name` (or none)"
+    return [ParamScheduler(cb.pname, cb.sched_funcs)
+            for cb in _one_cycle_05(lr_max, pct_start, div_start, div_end, moms, mom_name)]
+
+
 def _clone(o): return o.detach().clone() if isinstance(o, torch.Tensor) else copy.deepcopy(o)
 
 class Stat():

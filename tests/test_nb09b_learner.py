@@ -306,3 +306,22 @@ def test_lr_find_sweeps_our_hypers_and_restores_everything():
     after = learn.opt.state_dict()
     test_eq(after['hypers'], before[1]['hypers'])
     test_eq(after['state'], before[1]['state'])
+
+
+def test_one_cycle_drives_our_optimizer():
+    "09's `one_cycle` schedules `lr` and `mom` in `opt.hypers` of every group (05's wrote to torch's param_groups)"
+    from exp.nb_09 import one_cycle
+    learn = Learner(RegModel(), synth_data(n_train=80, bs=8), F.mse_loss, opt_func=adam_opt(), lr=1e-2,
+                    splitter=lambda m: [[m.a], [m.b]], cb_funcs=Recorder)
+    seen = []
+    class Spy(Callback):
+        _order = 2                                        # after the schedulers (order 1)
+        def begin_batch(self):
+            if self.in_train: seen.append([(h['lr'], h['mom']) for h in self.opt.hypers])
+    learn.fit(2, cbs=one_cycle([0.01, 0.1], pct_start=0.25) + [Spy()])
+    test_eq(len(seen), 20)
+    (lr_a, mom_a), (lr_b, mom_b) = seen[0]
+    assert abs(lr_a - 0.001) < 1e-12 and abs(lr_b - 0.01) < 1e-12 and abs(mom_a - 0.95) < 1e-12
+    (lr_a, mom_a), (lr_b, _) = seen[5]                    # pos 5/20 = pct_start: the peak
+    assert abs(lr_a - 0.01) < 1e-12 and abs(lr_b - 0.1) < 1e-12 and abs(mom_a - 0.85) < 1e-12
+    assert seen[-1][1][0] < 0.1 / 50                      # annealed towards lr_max / 1e5
