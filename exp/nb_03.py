@@ -169,7 +169,7 @@ def fit(epochs, model, loss_func, opt, train_dl, valid_dl):
         print(f"epoch {epoch}: valid loss {hist['valid_loss'][-1]:.4f}, accuracy {hist['valid_acc'][-1]:.4f}")
     return hist
 
-def get_dls(train_ds, valid_ds, bs, **kwargs):
-    "A shuffled training DataLoader with batch size `bs`, and an ordered validation one with `2*bs`."
-    return (DataLoader(train_ds, batch_size=bs, shuffle=True, **kwargs),
-            DataLoader(valid_ds, batch_size=bs * 2, **kwargs))
+def get_dls(train_ds, valid_ds, bs, drop_last=False, **kwargs):
+    "A shuffled training DataLoader with batch size `bs` (`drop_last`: no short last batch), and an ordered validation one with `2*bs`."
+    return (DataLoader(train_ds, batch_size=bs, shuffle=True, drop_last=drop_last, **kwargs),
+            DataLoader(valid_ds, batch_size=bs * 2, **kwargs))              # validation: every item, always

@@ -1,11 +1,13 @@
 """Oracle tests for lesson 03: losses against torch.nn.functional, our data pipeline against
 torch.utils.data, parameter registration, our optimizer against optim.SGD, and a short real fit."""
+import math
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn, optim
 from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
 
+from exp.nb_00 import test_eq
 from exp.nb_01 import get_data
 from exp.nb_02 import normalize
 from exp.nb_03 import (log_softmax, logsumexp, nll, cross_entropy, accuracy, Dataset, Sampler, collate,
@@ -189,6 +191,10 @@ def test_get_dls():
     train_dl, valid_dl = get_dls(train_ds, valid_ds, 16)
     assert isinstance(train_dl.sampler, RandomSampler) and isinstance(valid_dl.sampler, SequentialSampler)
     assert train_dl.batch_size == 16 and valid_dl.batch_size == 32
+    test_eq([len(train_dl), len(valid_dl)], [math.ceil(len(train_ds) / 16), 2])
+    train_dl, valid_dl = get_dls(train_ds, valid_ds, 16, drop_last=True)     # the training loader only
+    test_eq([len(train_dl), len(valid_dl)], [len(train_ds) // 16, 2])
+    assert all(len(xb) == 16 for xb, _ in train_dl)
 
 
 def test_fit_mnist_10k(one_thread):
