@@ -23,6 +23,10 @@ class ConvLayer(nn.Module):
     @bias.setter
     def bias(self, v): self.relu.sub = -v
 
+    # the shift is a plain number, which `state_dict` would not save: save it as the module's extra state
+    def get_extra_state(self): return {'sub': self.relu.sub}
+    def set_extra_state(self, state): self.relu.sub = state['sub']
+
 
 _missing = object()
 

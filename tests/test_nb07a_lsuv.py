@@ -155,6 +155,20 @@ def test_lsuv_init_gives_unit_stats_on_mnist(mnist, kwargs):
     test_eq(n_hooks(model), 0)
 
 
+def test_lsuv_model_survives_a_state_dict_round_trip(mnist, tmp_path):
+    "The shifts LSUV sets are plain numbers: ConvLayer saves them as extra state, so a saved model comes back whole"
+    x_train = mnist[0][:256]
+    model = cnn(nfs=(8, 16))
+    lsuv_init(model, x_train)
+    torch.save(model.state_dict(), tmp_path/'lsuv.pt')
+    fresh = cnn(nfs=(8, 16), seed=1)
+    fresh.load_state_dict(torch.load(tmp_path/'lsuv.pt'))
+    subs = [m.relu.sub for m in find_modules(model, is_convlayer)]
+    assert any(abs(s) > 0.01 for s in subs)              # LSUV did move the shifts
+    test_eq([m.relu.sub for m in find_modules(fresh, is_convlayer)], subs)
+    with torch.no_grad(): test_eq(fresh.eval()(x_train[:32]), model.eval()(x_train[:32]))
+
+
 def test_lsuv_on_linear_layers_shifts_tensor_biases(mnist):
     torch.manual_seed(0)
     model = init_cnn(get_cnn_model(DataBunch(None, None, c=10), [8, 16, 32], conv_layer, bn=False))
