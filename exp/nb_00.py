@@ -83,6 +83,16 @@ for _f in (test, test_eq, test_ne, test_near, test_near_zero, test_raises): _f._
 del _f
 
 
+def add_to_class(cls):
+    "Decorator: attach the decorated function (or property) to `cls` as a method of that name"
+    def _add(f):
+        func = f.fget if isinstance(f, property) else f
+        func.__qualname__ = f'{cls.__name__}.{func.__name__}'    # tracebacks and help() name the class
+        setattr(cls, func.__name__, f)
+        return f
+    return _add
+
+
 class URLs:
     "Canonical download addresses of the datasets used in the course"
     # The classic deeplearning.net host is gone since 2020; this is the same classic file.

@@ -10,7 +10,7 @@ from torch import nn, optim
 
 class DataBunch():
     "Training and validation data loaders, and `c`: how many outputs the model needs (None if not known)."
-    def __init__(self, train_dl, valid_dl, c=None):
+    def __init__(self, train_dl, valid_dl, *, c=None):     # c by keyword: lesson 08 adds c_in
         self.train_dl, self.valid_dl, self.c = train_dl, valid_dl, c
 
     @property
@@ -103,7 +103,7 @@ class Runner():
             if hasattr(type(self), cb.name):
                 raise ValueError(f'Runner: callback name {cb.name!r} ({type(cb).__name__}) would hide Runner.{cb.name}')
             setattr(self, cb.name, cb)
-        self.cbs, self.stop = cbs, False
+        self.cbs, self.stop, self.logger = cbs, False, print   # callbacks report through `logger`
 
     @property
     def model(self): return self.learn.model
@@ -123,44 +123,50 @@ class Runner():
             cb.set_runner(self)
         self._handlers = {e: [cb for cb in self.cbs if hasattr(type(cb), e)] for e in self.EVENTS}
 
-    def one_batch(self, xb, yb):
-        self.xb, self.yb, self.pred, self.loss = xb, yb, None, None
-        if not self('begin_batch'):
-            self.pred = self.model(self.xb);                       self('after_pred')
-            self.loss = self.loss_func(self.pred, self.yb)
-            if not self('after_loss') and self.in_train:
-                self.loss.backward()
-                if not self('after_backward'):
-                    self.opt.step();                               self('after_step')
-                    self.opt.zero_grad()
-        self('after_batch')
 
-    def all_batches(self, dl):
-        self.iters = len(dl)
-        for xb, yb in dl:
-            self.one_batch(xb, yb)
-            if self.stop: break
+@add_to_class(Runner)
+def one_batch(self, xb, yb):
+    self.xb, self.yb, self.pred, self.loss = xb, yb, None, None
+    if not self('begin_batch'):
+        self.pred = self.model(self.xb);                       self('after_pred')
+        self.loss = self.loss_func(self.pred, self.yb)
+        if not self('after_loss') and self.in_train:
+            self.loss.backward()
+            if not self('after_backward'):
+                self.opt.step();                               self('after_step')
+                self.opt.zero_grad()
+    self('after_batch')
 
-    def fit(self, epochs, learn):
-        self.epochs, self.learn, self.stop = epochs, learn, False
-        self._setup_callbacks()
-        self('begin_fit')
-        for epoch in range(epochs):
-            self.epoch = epoch
-            self('begin_epoch')
-            self.all_batches(self.data.train_dl)
-            with torch.no_grad():
-                if not self('begin_validate') and not self.stop: self.all_batches(self.data.valid_dl)
-            self('after_epoch')
-            if self.stop: break
-        self('after_fit')
+@add_to_class(Runner)
+def all_batches(self, dl):
+    self.iters = len(dl)
+    for xb, yb in dl:
+        self.one_batch(xb, yb)
+        if self.stop: break
 
-    def __call__(self, event):
-        "Call every callback that handles `event`, in order; True if any of them returned True."
-        skip = False
-        for cb in self._handlers[event]:
-            if cb(event): skip = True      # no short-circuit: every callback runs
-        return skip
+
+@add_to_class(Runner)
+def fit(self, epochs, learn):
+    self.epochs, self.learn, self.stop = epochs, learn, False
+    self._setup_callbacks()
+    self('begin_fit')
+    for epoch in range(epochs):
+        self.epoch = epoch
+        self('begin_epoch')
+        self.all_batches(self.data.train_dl)
+        with torch.no_grad():
+            if not self('begin_validate') and not self.stop: self.all_batches(self.data.valid_dl)
+        self('after_epoch')
+        if self.stop: break
+    self('after_fit')
+
+@add_to_class(Runner)
+def __call__(self, event):
+    "Call every callback that handles `event`, in order; True if any of them returned True."
+    skip = False
+    for cb in self._handlers[event]:
+        if cb(event): skip = True      # no short-circuit: every callback runs
+    return skip
 
 
 class AvgStats():
@@ -193,9 +199,9 @@ class AvgStats():
 
 class AvgStatsCallback(Callback):
     "Averages the loss and `metrics` over each epoch's training and validation batches; logs them after each epoch."
-    def __init__(self, metrics, logger=print):
+    def __init__(self, metrics, logger=None):
         self.train_stats, self.valid_stats = AvgStats(metrics, True), AvgStats(metrics, False)
-        self.logger = logger
+        if logger is not None: self.logger = logger      # else `self.logger` reads the runner's
     def begin_epoch(self):
         self.train_stats.reset()
         self.valid_stats.reset()

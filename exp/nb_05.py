@@ -17,25 +17,48 @@ def get_model_func(lr=0.5):
     return partial(get_model, lr=lr)
 
 
+def opt_hypers(opt):
+    "The hyper-parameters of each parameter group of `opt`, as a list of dicts (ours: `opt.hypers`; torch's: `param_groups`)"
+    return opt.hypers if hasattr(opt, 'hypers') else opt.param_groups
+
 class Recorder(Callback):
-    "Records the learning rate (of the last param group) and the loss of each training batch."
-    def begin_fit(self): self.lrs, self.losses = [], []
+    "Records the learning rate of every param group and the loss of each training batch; plots them."
+    def begin_fit(self):
+        self.lrs = [[] for _ in opt_hypers(self.opt)]
+        self.losses = []
     def after_batch(self):
-        run = self.run
+        run = self.run                  # runs every batch: read the runner directly
         if not run.in_train or run.loss is None: return
-        self.lrs.append(run.opt.param_groups[-1]['lr'])
+        for h, lrs in zip(opt_hypers(run.opt), self.lrs): lrs.append(h['lr'])
         self.losses.append(run.loss.item())
 
-    def plot_lr(self):
-        _, ax = plt.subplots()
-        ax.plot(self.lrs)
-        ax.set(xlabel='training batch', ylabel='learning rate')
-        return ax
-    def plot_loss(self):
-        _, ax = plt.subplots()
-        ax.plot(self.losses)
-        ax.set(xlabel='training batch', ylabel='loss')
-        return ax
+
+def _lr_label(pgid): return 'learning rate' + ('' if pgid == -1 else f' (group {pgid})')
+
+@add_to_class(Recorder)
+def plot_lr(self, pgid=-1):
+    "The learning rate of parameter group `pgid` (default: the last) at each training batch"
+    _, ax = plt.subplots()
+    ax.plot(self.lrs[pgid])
+    ax.set(xlabel='training batch', ylabel=_lr_label(pgid))
+    return ax
+
+@add_to_class(Recorder)
+def plot_loss(self, skip_last=0):
+    "The loss of each training batch, without the last `skip_last`"
+    _, ax = plt.subplots()
+    ax.plot(self.losses[:len(self.losses) - skip_last])
+    ax.set(xlabel='training batch', ylabel='loss')
+    return ax
+
+@add_to_class(Recorder)
+def plot(self, skip_last=0, pgid=-1):
+    "Loss against the learning rate of group `pgid` (log x-axis), without the last `skip_last` batches: the LR finder's plot (lesson 05b)"
+    n = len(self.losses) - skip_last
+    _, ax = plt.subplots()
+    ax.plot(self.lrs[pgid][:n], self.losses[:n])
+    ax.set(xscale='log', xlabel=_lr_label(pgid), ylabel='loss')
+    return ax
 
 
 class ParamScheduler(Callback):
@@ -44,13 +67,13 @@ class ParamScheduler(Callback):
     def __init__(self, pname, sched_funcs): self.pname, self.sched_funcs = pname, sched_funcs
 
     def begin_fit(self):
-        groups = self.opt.param_groups
-        funcs = list(self.sched_funcs) if isinstance(self.sched_funcs, (list, tuple)) else [self.sched_funcs] * len(groups)
-        if len(funcs) != len(groups):
-            raise ValueError(f'ParamScheduler({self.pname!r}): {len(funcs)} schedules for {len(groups)} parameter groups')
-        missing = [i for i, pg in enumerate(groups) if self.pname not in pg]
+        hypers = opt_hypers(self.opt)
+        funcs = list(self.sched_funcs) if isinstance(self.sched_funcs, (list, tuple)) else [self.sched_funcs] * len(hypers)
+        if len(funcs) != len(hypers):
+            raise ValueError(f'ParamScheduler({self.pname!r}): {len(funcs)} schedules for {len(hypers)} parameter groups')
+        missing = [i for i, h in enumerate(hypers) if self.pname not in h]
         if missing:
-            known = ', '.join(k for k in groups[missing[0]] if k != 'params')
+            known = ', '.join(k for k in hypers[missing[0]] if k != 'params')
             raise ValueError(f'ParamScheduler: the optimizer has no hyper-parameter {self.pname!r} '
                              f'(parameter group {missing[0]} has: {known})')
         self.funcs = funcs
@@ -58,7 +81,7 @@ class ParamScheduler(Callback):
     def set_param(self):
         run = self.run
         pos = run.n_epochs / run.epochs
-        for pg, f in zip(run.opt.param_groups, self.funcs): pg[self.pname] = f(pos)
+        for h, f in zip(opt_hypers(run.opt), self.funcs): h[self.pname] = f(pos)
 
     def begin_batch(self):
         if self.run.in_train: self.set_param()

@@ -6,29 +6,142 @@ import copy
 import warnings
 
 
-class CancelBatchException(Exception):
-    "Raised by a callback to skip the rest of the current batch (caught by `Runner.one_batch`)."
-class CancelEpochException(Exception):
-    "Raised by a callback to skip the rest of the current epoch, validation included (caught per epoch in `Runner.fit`)."
-class CancelTrainException(Exception):
-    "Raised by a callback to end training (caught by `Runner.fit`, which then runs `after_fit`)."
+class CancelFitException(Exception):      "Raise to end training: `after_cancel_fit`, then `after_fit`"
+class CancelEpochException(Exception):    "Raise to skip the rest of this epoch, validation included"
+class CancelTrainException(Exception):    "Raise to skip the rest of this epoch's training phase (validation still runs)"
+class CancelValidException(Exception):    "Raise to skip the rest of this epoch's validation phase"
+class CancelBatchException(Exception):    "Raise to skip the rest of this batch (its gradients are thrown away)"
+class CancelBackwardException(Exception): "Raise in `begin_backward` to skip the backward pass and the step of this batch"
+class CancelStepException(Exception):     "Raise in `begin_step` to skip the optimizer step; the gradients are kept"
 
 
-class Runner():
-    "Runs the training loop for a `Learner`, calling its callbacks at each event; cancels by exceptions, always cleans up."
-    EVENTS = ('begin_fit', 'begin_epoch', 'begin_batch', 'after_pred', 'after_loss', 'after_backward',
-              'after_step', 'after_cancel_batch', 'after_batch', 'begin_validate', 'after_cancel_epoch',
-              'after_epoch', 'after_cancel_train', 'after_fit')
+class TrainLoop():
+    "The callback-driven training loop: nested phases, each with its events and its cancel exception"
+    EVENTS = ('begin_fit', 'begin_epoch', 'begin_train', 'begin_batch', 'after_pred', 'after_loss',
+              'begin_backward', 'after_cancel_backward', 'after_backward', 'begin_step', 'after_cancel_step',
+              'after_step', 'after_cancel_batch', 'after_batch', 'after_cancel_train', 'after_train',
+              'begin_validate', 'after_cancel_validate', 'after_validate', 'after_cancel_epoch', 'after_epoch',
+              'after_cancel_fit', 'after_fit')
+    TEARDOWN = {e for e in EVENTS if e.startswith('after_cancel_')} | {'after_fit'}   # called last-first
+    _LOOP_ATTRS = {'model', 'data', 'loss_func', 'opt', 'cbs', 'in_train', 'epoch', 'epochs', 'iter', 'iters',
+                   'xb', 'yb', 'pred', 'loss', 'n_epochs', 'n_iter', 'dl', 'learn', 'logger'}
 
     def __init__(self, cbs=None, cb_funcs=None):
-        cbs = listify(cbs) + [cb_func() for cb_func in listify(cb_funcs)]
+        self.cbs, self.in_train, self.logger = [], False, print
+        cbs = listify(cbs) + [cbf() for cbf in listify(cb_funcs)]
         if not any(isinstance(cb, TrainEvalCallback) for cb in cbs): cbs = [TrainEvalCallback()] + cbs
-        for cb in cbs:
-            if hasattr(type(self), cb.name):
-                raise ValueError(f'Runner: callback name {cb.name!r} ({type(cb).__name__}) would hide Runner.{cb.name}')
-            setattr(self, cb.name, cb)
-        self.cbs = cbs
+        self.add_cbs(cbs)
 
+
+@add_to_class(TrainLoop)
+def _check_cb(self, cb):
+    if not isinstance(cb, Callback):
+        raise TypeError(f"{type(self).__name__}: {cb!r} is not a Callback instance (pass classes and partials as cb_funcs)")
+    typos = [k for k in dir(type(cb)) if re.match(r'(begin|after)_', k) and k not in self.EVENTS]
+    if typos: raise ValueError(f"{type(cb).__name__}: {typos} are not events of {type(self).__name__} "
+                               f"(events: {', '.join(self.EVENTS)})")
+    if cb.name in self._LOOP_ATTRS or hasattr(type(self), cb.name):
+        raise ValueError(f"{type(cb).__name__}: its name {cb.name!r} would hide the {type(self).__name__}'s own `{cb.name}`")
+
+@add_to_class(TrainLoop)
+def add_cbs(self, cbs):
+    "Add callbacks (all or none: each is checked first), attached to this loop and stored under their names"
+    cbs = listify(cbs)
+    for cb in cbs: self._check_cb(cb)
+    for cb in cbs:
+        cb.set_runner(self)
+        setattr(self, cb.name, cb)
+        self.cbs.append(cb)
+    self._update_handlers()
+
+@add_to_class(TrainLoop)
+def remove_cbs(self, cbs):
+    "Remove callbacks; another callback of the same name, if any, takes the name back"
+    for cb in listify(cbs):
+        self.cbs = [c for c in self.cbs if c is not cb]
+        if self.__dict__.get(cb.name) is cb:
+            same = [c for c in self.cbs if c.name == cb.name]
+            if same: setattr(self, cb.name, same[-1])
+            else: delattr(self, cb.name)
+    self._update_handlers()
+
+@add_to_class(TrainLoop)
+def _update_handlers(self):
+    self.cbs.sort(key=lambda cb: cb._order)    # stable: equal `_order` keeps the order they came in
+    self._handlers = {e: [cb for cb in self.cbs if hasattr(type(cb), e)] for e in self.EVENTS}
+
+
+@add_to_class(TrainLoop)
+def __call__(self, event):
+    "Call every callback that handles `event`: in `_order`, or last-first for the teardown events"
+    handlers = self._handlers.get(event)
+    if handlers is None:
+        raise ValueError(f"{type(self).__name__}: unknown event {event!r} (events: {', '.join(self.EVENTS)})")
+    for cb in (reversed(handlers) if event in self.TEARDOWN else handlers):
+        if getattr(type(cb), event)(cb) is not None:
+            raise TypeError(f"{type(cb).__name__}.{event} returned a value: from lesson 05b on, handlers skip by "
+                            f"raising a cancel exception (CancelBatchException, CancelStepException, ...)")
+
+
+@add_to_class(TrainLoop)
+def _phase(self, name, body, cancel_exc, always_close=False):
+    "begin_<name>, body(), after_<name>; on `cancel_exc`: after_cancel_<name> first. True if not cancelled"
+    try:
+        try:
+            self(f'begin_{name}')
+            body()
+            done = True
+        except cancel_exc:
+            self(f'after_cancel_{name}')
+            done = False
+    except BaseException:
+        if always_close: self(f'after_{name}')       # teardown on the way out, then the error goes on
+        raise
+    self(f'after_{name}')
+    return done
+
+
+@add_to_class(TrainLoop)
+def _do_batch(self):
+    self.pred = self.model(self.xb);                        self('after_pred')
+    self.loss = self.loss_func(self.pred, self.yb);         self('after_loss')
+    if not self.in_train: return
+    if not self._phase('backward', lambda: self.loss.backward(), CancelBackwardException): return
+    if self._phase('step', lambda: self.opt.step(), CancelStepException): self.opt.zero_grad()
+
+@add_to_class(TrainLoop)
+def one_batch(self, i, xb, yb):
+    self.iter, self.xb, self.yb, self.pred, self.loss = i, xb, yb, None, None
+    if not self._phase('batch', self._do_batch, CancelBatchException): self.opt.zero_grad()
+
+@add_to_class(TrainLoop)
+def all_batches(self, dl):
+    self.dl, self.iters = dl, len(dl)
+    for i, (xb, yb) in enumerate(dl): self.one_batch(i, xb, yb)
+
+
+@add_to_class(TrainLoop)
+def _do_epoch(self):
+    self._phase('train', lambda: self.all_batches(self.data.train_dl), CancelTrainException)
+    with torch.no_grad():
+        self._phase('validate', lambda: self.all_batches(self.data.valid_dl), CancelValidException)
+
+@add_to_class(TrainLoop)
+def _do_fit(self):
+    try:
+        for epoch in range(self.epochs):
+            self.epoch = epoch
+            self._phase('epoch', self._do_epoch, CancelEpochException)
+    finally: self.opt.zero_grad()
+
+@add_to_class(TrainLoop)
+def _fit(self, epochs):
+    self.epochs, self.loss = epochs, None
+    self._phase('fit', self._do_fit, CancelFitException, always_close=True)
+
+
+class Runner(TrainLoop):
+    "The training loop for a lesson-04 `Learner` (model, opt, loss_func, data): `run.fit(epochs, learn)`"
     @property
     def model(self): return self.learn.model
     @property
@@ -38,92 +151,9 @@ class Runner():
     @property
     def data(self): return self.learn.data
 
-    def _setup_callbacks(self):
-        self.cbs.sort(key=lambda cb: cb._order)   # stable: equal `_order` keeps the given order
-        for cb in self.cbs:
-            typos = [k for k in dir(type(cb)) if re.match(r'(begin|after)_', k) and k not in self.EVENTS]
-            if typos: raise ValueError(f'{type(cb).__name__}: {typos} are not events of {type(self).__name__} '
-                                       f'(events: {", ".join(self.EVENTS)})')
-            cb.set_runner(self)
-        self._handlers = {e: [cb for cb in self.cbs if hasattr(type(cb), e)] for e in self.EVENTS}
-
-    def one_batch(self, xb, yb):
-        self.xb, self.yb, self.pred, self.loss = xb, yb, None, None
-        try:
-            if not self('begin_batch'):
-                self.pred = self.model(self.xb);                   self('after_pred')
-                self.loss = self.loss_func(self.pred, self.yb)
-                if not self('after_loss') and self.in_train:
-                    self.loss.backward()
-                    if not self('after_backward'):
-                        self.opt.step();                           self('after_step')
-                        self.opt.zero_grad()
-        except CancelBatchException:
-            self.opt.zero_grad()
-            self('after_cancel_batch')
-        self('after_batch')
-
-    def all_batches(self, dl):
-        self.iters = len(dl)
-        for xb, yb in dl: self.one_batch(xb, yb)
-
     def fit(self, epochs, learn):
-        self.epochs, self.learn = epochs, learn
-        self._setup_callbacks()
-        try:
-            self('begin_fit')
-            for epoch in range(epochs):
-                self.epoch = epoch
-                try:
-                    self('begin_epoch')
-                    self.all_batches(self.data.train_dl)
-                    with torch.no_grad():
-                        if not self('begin_validate'): self.all_batches(self.data.valid_dl)
-                except CancelEpochException:
-                    self.opt.zero_grad()
-                    self('after_cancel_epoch')
-                self('after_epoch')
-        except CancelTrainException: self('after_cancel_train')
-        finally:
-            self.opt.zero_grad()
-            self('after_fit')
-
-    def __call__(self, event):
-        "Call every callback that handles `event`, in order; True if any of them returned True."
-        skip = False
-        for cb in self._handlers[event]:
-            if cb(event): skip = True      # no short-circuit: every callback runs
-        return skip
-
-
-class Recorder(Callback):
-    "Records each training batch's loss and the learning rate of every param group; plots them."
-    def begin_fit(self):
-        self.lrs = [[] for _ in self.opt.param_groups]
-        self.losses = []
-    def after_batch(self):
-        run = self.run
-        if not run.in_train or run.loss is None: return
-        for pg, lrs in zip(run.opt.param_groups, self.lrs): lrs.append(pg['lr'])
-        self.losses.append(run.loss.item())
-
-    def plot_lr(self, pgid=-1):
-        _, ax = plt.subplots()
-        ax.plot(self.lrs[pgid])
-        ax.set(xlabel='training batch', ylabel='learning rate' + ('' if pgid == -1 else f' (group {pgid})'))
-        return ax
-    def plot_loss(self, skip_last=0):
-        _, ax = plt.subplots()
-        ax.plot(self.losses[:len(self.losses) - skip_last])
-        ax.set(xlabel='training batch', ylabel='loss')
-        return ax
-    def plot(self, skip_last=0, pgid=-1):
-        "Loss against learning rate (log x-axis), without the last `skip_last` batches."
-        n = len(self.losses) - skip_last
-        _, ax = plt.subplots()
-        ax.plot(self.lrs[pgid][:n], self.losses[:n])
-        ax.set(xscale='log', xlabel='learning rate' + ('' if pgid == -1 else f' (group {pgid})'), ylabel='loss')
-        return ax
+        self.learn = learn
+        self._fit(epochs)
 
 
 class LR_Find(Callback):
@@ -146,15 +176,15 @@ class LR_Find(Callback):
     def begin_batch(self):
         if not self.in_train: return
         lr = self.min_lr * (self.max_lr / self.min_lr) ** (self.n_iter / (self.max_iter - 1))
-        for pg in self.opt.param_groups: pg['lr'] = lr
+        for h in opt_hypers(self.opt): h['lr'] = lr
 
     def after_batch(self):
         if not self.in_train or self.loss is None: return
         loss = self.loss.item()
-        if math.isnan(loss) or loss > 10 * self.best_loss or self.n_iter >= self.max_iter: raise CancelTrainException()
+        if math.isnan(loss) or loss > 10 * self.best_loss or self.n_iter >= self.max_iter: raise CancelFitException()
         self.best_loss = min(self.best_loss, loss)
 
-    def begin_validate(self): return True
+    def begin_validate(self): raise CancelValidException()
 
     def after_fit(self):
         if not self.restore: return

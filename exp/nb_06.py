@@ -69,10 +69,6 @@ def view_tfm(*size):
     return _view
 
 
-def conv_layer(ni, nf, ks=3, stride=2, **kwargs):
-    "A conv (padding `ks//2`, so stride 2 halves the size) followed by a ReLU; redefined below."
-    return nn.Sequential(nn.Conv2d(ni, nf, ks, padding=ks//2, stride=stride), nn.ReLU())
-
 def get_cnn_layers(data, nfs, layer, **kwargs):
     "Layers of a CNN for 1-channel images: `layer(ni, nf, ks, **kwargs)` per width in `nfs`, then pool, flatten, linear."
     if getattr(data, 'c', None) is None:

@@ -31,14 +31,13 @@ class ConvLayer(nn.Module):
 _missing = object()
 
 def get_batch(dl, run, learn=None):
-    "The first batch `(xb, yb)` of `dl` after `run`'s `begin_batch` callbacks (reshaping, device...), run as for validation."
+    "The first batch `(xb, yb)` of `dl` after the `begin_batch` callbacks of the loop `run` (reshaping, device...), as for validation."
     batch = next(iter(dl), None)
     if batch is None: raise ValueError('get_batch: the data loader yielded no batch')
     xb, yb = batch
     saved = {k: run.__dict__.get(k, _missing) for k in ('xb', 'yb', 'in_train', 'learn')}
     try:
         if learn is not None: run.learn = learn
-        if hasattr(run, '_setup_callbacks'): run._setup_callbacks()   # a Runner gives itself to its callbacks at fit
         run.xb, run.yb, run.in_train = xb, yb, False
         run('begin_batch')
         return run.xb, run.yb

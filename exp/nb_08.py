@@ -313,7 +313,7 @@ def show_batch(x, c=4, r=None, figsize=None, titles=None):
 
 class DataBunch():
     "Training and validation data loaders, with the input channels `c_in` and the outputs `c_out` a model needs"
-    def __init__(self, train_dl, valid_dl, c_in=None, c_out=None):
+    def __init__(self, train_dl, valid_dl, *, c_in=None, c_out=None):
         self.train_dl, self.valid_dl, self.c_in, self.c_out = train_dl, valid_dl, c_in, c_out
 
     @property

@@ -121,47 +121,6 @@ class Optimizer():
 sgd_opt = partial(Optimizer, steppers=[weight_decay, sgd_step])
 
 
-class Recorder(Recorder):
-    "05b's `Recorder`, reading the learning rate of each group from `opt.hypers`"
-    def begin_fit(self):
-        self.lrs = [[] for _ in self.opt.hypers]
-        self.losses = []
-    def after_batch(self):
-        if not self.in_train or self.loss is None: return
-        for hyper, lrs in zip(self.opt.hypers, self.lrs): lrs.append(hyper['lr'])
-        self.losses.append(self.loss.item())
-
-class ParamScheduler(ParamScheduler):
-    "05b's `ParamScheduler`, setting the hyper-parameter `pname` in `opt.hypers`"
-    def begin_fit(self):
-        hypers = self.opt.hypers
-        funcs = list(self.sched_funcs) if isinstance(self.sched_funcs, (list, tuple)) else [self.sched_funcs] * len(hypers)
-        if len(funcs) != len(hypers):
-            raise ValueError(f'ParamScheduler({self.pname!r}): {len(funcs)} schedules for {len(hypers)} parameter groups')
-        if any(self.pname not in h for h in hypers):
-            raise ValueError(f'ParamScheduler: the optimizer has no hyper-parameter {self.pname!r} '
-                             f'(it has: {", ".join(hypers[0])})')
-        self.funcs = funcs
-    def set_param(self):
-        pos = self.n_epochs / self.epochs
-        for hyper, f in zip(self.opt.hypers, self.funcs): hyper[self.pname] = f(pos)
-
-class LR_Find(LR_Find):
-    "05b's `LR_Find`, sweeping the learning rate of every group in `opt.hypers`"
-    def begin_batch(self):
-        if not self.in_train: return
-        lr = self.min_lr * (self.max_lr / self.min_lr) ** (self.n_iter / (self.max_iter - 1))
-        for hyper in self.opt.hypers: hyper['lr'] = lr
-
-
-_one_cycle_05 = one_cycle     # lesson 05's: schedulers for torch's param_groups
-
-def one_cycle(lr_max, pct_start=0.3, div_start=10., div_end=1e5, moms=(0.95, 0.85, 0.95), mom_name='mom'):
-    "Lesson 05's 1cycle policy as `ParamScheduler`s on `opt.hypers`: lr, and momentum `mom_name` (or none)"
-    return [ParamScheduler(cb.pname, cb.sched_funcs)
-            for cb in _one_cycle_05(lr_max, pct_start, div_start, div_end, moms, mom_name)]
-
-
 def _clone(o): return o.detach().clone() if isinstance(o, torch.Tensor) else copy.deepcopy(o)
 
 class Stat():

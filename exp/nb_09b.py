@@ -4,141 +4,54 @@
 from exp.nb_09 import *
 
 
-import re, warnings
+import warnings
+# retire: Runner, get_runner, get_learn_run, create_learner, get_model_func, get_model  (lesson 04's Learner + Runner pair, replaced by this Learner)
 
 
 def param_getter(m):
     "The default splitter: all the parameters of `m`, in one group"
     return m.parameters()
 
-class Learner():
-    "Model, data, loss, an optimizer factory and the callbacks; `fit` runs the callback-driven training loop"
-    ALL_CBS = Runner.EVENTS    # the events of lesson 05b, in the order they happen
-    _LOOP_ATTRS = {'model', 'data', 'loss_func', 'opt_func', 'lr', 'splitter', 'opt', 'cbs', 'logger', 'in_train',
-                   'epoch', 'epochs', 'iter', 'iters', 'xb', 'yb', 'pred', 'loss', 'n_epochs', 'n_iter', 'dl'}
+class Learner(TrainLoop):
+    "Model, data, loss, an optimizer factory and the callbacks, trained by lesson 05b's `TrainLoop`"
+    _LOOP_ATTRS = TrainLoop._LOOP_ATTRS | {'opt_func', 'lr', 'splitter'}
 
     def __init__(self, model, data, loss_func, opt_func=sgd_opt, lr=1e-2, splitter=param_getter,
                  cbs=None, cb_funcs=None):
+        if not (hasattr(data, 'train_dl') and hasattr(data, 'valid_dl')):
+            raise TypeError(f"Learner(model, data, loss_func, ...): data must have train_dl and valid_dl, got a "
+                            f"{type(data).__name__} (lesson 04's Learner(model, opt, loss_func, data) is gone)")
         self.model, self.data, self.loss_func = model, data, loss_func
-        self.opt_func, self.lr, self.splitter = opt_func, lr, splitter
-        self.opt, self.in_train, self.logger = None, False, print
-        self.cbs, self._handlers = [], {}
-        cbs = listify(cbs) + [cbf() for cbf in listify(cb_funcs)]
-        if not any(isinstance(cb, TrainEvalCallback) for cb in cbs): cbs = [TrainEvalCallback()] + cbs
-        self.add_cbs(cbs)
-
-    # ---- callbacks
-    def _check_cb(self, cb):
-        if not isinstance(cb, Callback):
-            raise TypeError(f"Learner: {cb!r} is not a Callback instance (pass classes and partials as cb_funcs)")
-        typos = [k for k in dir(type(cb)) if re.match(r'(begin|after)_', k) and k not in self.ALL_CBS]
-        if typos: raise ValueError(f"{type(cb).__name__}: {typos} are not events of the Learner "
-                                   f"(events: {', '.join(self.ALL_CBS)})")
-        if cb.name in self._LOOP_ATTRS or hasattr(type(self), cb.name):
-            raise ValueError(f"{type(cb).__name__}: its name {cb.name!r} would hide the Learner's own `{cb.name}`")
-
-    def add_cbs(self, cbs):
-        cbs = listify(cbs)
-        for cb in cbs: self._check_cb(cb)      # all or nothing
-        for cb in cbs:
-            cb.set_runner(self)
-            setattr(self, cb.name, cb)
-            self.cbs.append(cb)
-        self._update_handlers()
-
-    def remove_cbs(self, cbs):
-        for cb in listify(cbs):
-            self.cbs = [c for c in self.cbs if c is not cb]
-            if self.__dict__.get(cb.name) is cb:
-                same = [c for c in self.cbs if c.name == cb.name]   # another callback of that name takes over
-                if same: setattr(self, cb.name, same[-1])
-                else: delattr(self, cb.name)
-        self._update_handlers()
-
-    def _update_handlers(self):
-        self.cbs.sort(key=lambda cb: cb._order)    # stable: equal `_order` keeps the order they came in
-        self._handlers = {e: [cb for cb in self.cbs if hasattr(type(cb), e)] for e in self.ALL_CBS}
-
-    def __call__(self, event):
-        "Call every callback that handles `event`, in order; True if any of them returned True"
-        if event not in self._handlers:
-            raise ValueError(f"Learner: unknown event {event!r} (events: {', '.join(self.ALL_CBS)})")
-        skip = False
-        for cb in self._handlers[event]:
-            if cb(event): skip = True     # no short-circuit: every callback runs
-        return skip
-
-    # ---- the optimizer
-    def create_opt(self):
-        "Build the optimizer: `opt_func` on the splitter's parameter groups, with one `lr` or one per group"
-        lrs = list(self.lr) if isinstance(self.lr, (list, tuple)) else None
-        opt = self.opt_func(self.splitter(self.model), lr=lrs[0] if lrs else self.lr)
-        groups = [pg['params'] if isinstance(pg, dict) else pg for pg in opt.param_groups]
-        if lrs:
-            if len(lrs) != len(groups):
-                raise ValueError(f"Learner: {len(lrs)} learning rates for the {len(groups)} parameter groups "
-                                 f"of splitter {getattr(self.splitter, '__name__', self.splitter)}")
-            hypers = getattr(opt, 'hypers', opt.param_groups)    # ours, or torch.optim's dicts
-            for h, lr in zip(hypers, lrs): h['lr'] = lr
-        in_opt = {id(p) for g in groups for p in g}
-        left = [n for n, p in self.model.named_parameters() if p.requires_grad and id(p) not in in_opt]
-        if left: warnings.warn(f"Learner: the splitter left {len(left)} trainable parameters out of the "
-                               f"optimizer (first: {left[0]}); they will not be trained")
-        return opt
-
-    # ---- the training loop
-    def one_batch(self, i, xb, yb):
-        self.iter, self.xb, self.yb, self.pred, self.loss = i, xb, yb, None, None
-        try:
-            if not self('begin_batch'):
-                self.pred = self.model(self.xb);                     self('after_pred')
-                self.loss = self.loss_func(self.pred, self.yb)
-                if not self('after_loss') and self.in_train:
-                    self.loss.backward()
-                    if not self('after_backward'):
-                        self.opt.step();                             self('after_step')
-                        self.opt.zero_grad()
-        except CancelBatchException:
-            self.opt.zero_grad()
-            self('after_cancel_batch')
-        self('after_batch')
-
-    def all_batches(self, dl):
-        self.dl, self.iters = dl, len(dl)
-        for i, (xb, yb) in enumerate(dl): self.one_batch(i, xb, yb)
-
-    def fit(self, epochs, cbs=None, reset_opt=False):
-        "Train for `epochs`; `cbs` are added for this fit only; `reset_opt` builds a fresh optimizer"
-        cbs = listify(cbs)
-        self.add_cbs(cbs)
-        try:
-            if reset_opt or self.opt is None: self.opt = self.create_opt()
-            self.epochs, self.loss = epochs, None
-            try:
-                self('begin_fit')
-                for epoch in range(epochs):
-                    self.epoch = epoch
-                    try:
-                        self('begin_epoch')
-                        self.all_batches(self.data.train_dl)
-                        with torch.no_grad():
-                            if not self('begin_validate'): self.all_batches(self.data.valid_dl)
-                    except CancelEpochException:
-                        self.opt.zero_grad()
-                        self('after_cancel_epoch')
-                    self('after_epoch')
-            except CancelTrainException: self('after_cancel_train')
-            finally:
-                self.opt.zero_grad()
-                self('after_fit')
-        finally:
-            self.remove_cbs(cbs)
+        self.opt_func, self.lr, self.splitter, self.opt = opt_func, lr, splitter, None
+        super().__init__(cbs, cb_funcs)
 
 
-class AvgStatsCallback(AvgStatsCallback):
-    "Lesson 04's `AvgStatsCallback`, logging through the learner's `logger`"
-    def __init__(self, metrics):
-        self.train_stats, self.valid_stats = AvgStats(metrics, True), AvgStats(metrics, False)
+@add_to_class(Learner)
+def create_opt(self):
+    "Build the optimizer: `opt_func` on the splitter's parameter groups, with one `lr` or one per group"
+    lrs = list(self.lr) if isinstance(self.lr, (list, tuple)) else None
+    opt = self.opt_func(self.splitter(self.model), lr=lrs[0] if lrs else self.lr)
+    groups = [pg['params'] if isinstance(pg, dict) else pg for pg in opt.param_groups]
+    if lrs:
+        if len(lrs) != len(groups):
+            raise ValueError(f"Learner: {len(lrs)} learning rates for the {len(groups)} parameter groups "
+                             f"of splitter {getattr(self.splitter, '__name__', self.splitter)}")
+        for h, lr in zip(opt_hypers(opt), lrs): h['lr'] = lr
+    in_opt = {id(p) for g in groups for p in g}
+    left = [n for n, p in self.model.named_parameters() if p.requires_grad and id(p) not in in_opt]
+    if left: warnings.warn(f"Learner: the splitter left {len(left)} trainable parameters out of the "
+                           f"optimizer (first: {left[0]}); they will not be trained")
+    return opt
+
+@add_to_class(Learner)
+def fit(self, epochs, cbs=None, reset_opt=False):
+    "Train for `epochs`; `cbs` are added for this fit only; `reset_opt` builds a fresh optimizer"
+    cbs = listify(cbs)
+    self.add_cbs(cbs)
+    try:
+        if reset_opt or self.opt is None: self.opt = self.create_opt()
+        self._fit(epochs)
+    finally: self.remove_cbs(cbs)
 
 
 def get_learner(nfs, data, lr, layer, loss_func=F.cross_entropy, cb_funcs=None, opt_func=sgd_opt, uniform=False, **kwargs):

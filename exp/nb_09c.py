@@ -8,7 +8,7 @@ import sys, time
 from fastprogress.fastprogress import master_bar, progress_bar, format_time, ConsoleMasterBar, ConsoleProgressBar
 
 
-class AvgStatsCallback(AvgStatsCallback):
+class AvgStatsTableCallback(AvgStatsCallback):
     "Logs a header of column names, then one row per epoch: epoch, train and valid stats, time"
     def begin_fit(self):
         names = ['epoch'] + [f'train_{n}' for n in self.train_stats.names] + \

@@ -4,7 +4,7 @@
 from exp.nb_10b import *
 
 
-import math
+import math, types
 import torch
 from torch import nn
 
@@ -134,71 +134,71 @@ class MixedPrecision(Callback):
         _move_state(opt, _flat(self.model_pgs), _flat(self.master_pgs))
         self.scales = []                                                 # the scale of each training step
 
-    def begin_batch(self):
-        if self.xb.is_floating_point(): self.run.xb = self.xb.to(self.dtype)
 
-    def after_pred(self): self.run.pred = self.pred.float()
+@add_to_class(MixedPrecision)
+def begin_batch(self):
+    if self.xb.is_floating_point(): self.run.xb = self.xb.to(self.dtype)
 
-    def after_loss(self):
-        if not self.in_train or self.scaler.scale == 1: return
-        self.unscaled_loss, self.run.loss = self.loss, self.loss * self.scaler.scale
+@add_to_class(MixedPrecision)
+def after_pred(self): self.run.pred = self.pred.float()
 
-    def _restore_loss(self):
-        if self.unscaled_loss is not None: self.run.loss, self.unscaled_loss = self.unscaled_loss, None
+@add_to_class(MixedPrecision)
+def after_loss(self):
+    if not self.in_train or self.scaler.scale == 1: return
+    self.unscaled_loss, self.run.loss = self.loss, self.loss * self.scaler.scale
 
-    def after_backward(self):
-        self._restore_loss()
-        self.scales.append(self.scaler.scale)
-        model_params = _flat(self.model_pgs)
-        if self.dtype == torch.float16 and grad_overflow(model_params):   # static or dynamic scale
-            self.scaler.update(overflow=True)
-            _clear_grads(model_params)
-            self.n_skipped += 1
-            return True                                                  # skip the step
-        to_master_grads(self.model_pgs, self.master_pgs)
-        if self.scaler.scale != 1:
-            for mp in _flat(self.master_pgs):
-                if mp.grad is not None: mp.grad.div_(self.scaler.scale)
-        self.scaler.update(overflow=False)
+@add_to_class(MixedPrecision)
+def _restore_loss(self):
+    if self.unscaled_loss is not None: self.run.loss, self.unscaled_loss = self.unscaled_loss, None
 
-    def after_step(self):
-        _clear_grads(_flat(self.model_pgs))
-        to_model_params(self.model_pgs, self.master_pgs)
-
-    def after_cancel_batch(self):
-        self._restore_loss()
-        _clear_grads(_flat(self.model_pgs))
-
-    def _give_back(self, keep_weights=False):
-        "The model back in fp32, with the master weights (or its own, if `keep_weights`); the optimizer's groups back"
-        self.model.float()
-        if not keep_weights: to_model_params(self.model_pgs, self.master_pgs)   # exact: fp32 into fp32
-        with torch.no_grad():
-            for p, saved in self.frozen: p.copy_(saved)
-        _clear_grads(self.model.parameters())
-        _move_state(self.opt, _flat(self.master_pgs), _flat(self.model_pgs))
-        set_group_params(self.opt, self.opt_pgs)
-        del self.opt_pgs, self.model_pgs, self.master_pgs, self.frozen
-
-    def after_cancel_train(self):
-        self._restore_loss()
-        # give back early, so that the after_fit of others (LR_Find's restore) sees an fp32 model
-        if 'master_pgs' in self.__dict__: self._give_back()
-
-    def after_fit(self):
-        self._restore_loss()
-        if 'master_pgs' not in self.__dict__: return     # given back already, or begin_fit did not run
-        # a callback that ran before us may have loaded other weights into the model (LR_Find's restore): keep them
-        replaced = any(not torch.equal(p, mp.to(p.dtype)) for p, mp in zip(_flat(self.model_pgs), _flat(self.master_pgs)))
-        self._give_back(keep_weights=replaced)
+@add_to_class(MixedPrecision)
+def after_backward(self): self._restore_loss()
 
 
-class _ScalerView():
-    "What `torch.amp.GradScaler` needs of an optimizer: `param_groups` as dicts, and a `step` it may call"
-    def __init__(self, opt): self.opt, self.stepped = opt, False
-    @property
-    def param_groups(self): return [{'params': list(_group_params(pg))} for pg in self.opt.param_groups]
-    def step(self): self.stepped = True          # GradScaler found the grads finite; the Learner takes the step
+@add_to_class(MixedPrecision)
+def begin_step(self):
+    self.scales.append(self.scaler.scale)
+    model_params = _flat(self.model_pgs)
+    self.stepping = not (self.dtype == torch.float16 and grad_overflow(model_params))   # static or dynamic scale
+    self.scaler.update(overflow=not self.stepping)
+    if not self.stepping:
+        _clear_grads(model_params)
+        self.n_skipped += 1
+        raise CancelStepException()
+    to_master_grads(self.model_pgs, self.master_pgs)
+    if self.scaler.scale != 1:
+        for mp in _flat(self.master_pgs):
+            if mp.grad is not None: mp.grad.div_(self.scaler.scale)
+
+@add_to_class(MixedPrecision)
+def after_step(self):
+    if not self.stepping: return                     # a skipped step changed nothing
+    _clear_grads(_flat(self.model_pgs))
+    to_model_params(self.model_pgs, self.master_pgs)
+
+@add_to_class(MixedPrecision)
+def after_cancel_batch(self):
+    self._restore_loss()
+    _clear_grads(_flat(self.model_pgs))
+
+
+@add_to_class(MixedPrecision)
+def after_fit(self):
+    self._restore_loss()
+    if 'master_pgs' not in self.__dict__: return       # begin_fit did not run
+    self.model.float()
+    to_model_params(self.model_pgs, self.master_pgs)
+    with torch.no_grad():
+        for p, saved in self.frozen: p.copy_(saved)
+    _clear_grads(self.model.parameters())
+    _move_state(self.opt, _flat(self.master_pgs), _flat(self.model_pgs))
+    set_group_params(self.opt, self.opt_pgs)
+    del self.opt_pgs, self.model_pgs, self.master_pgs, self.frozen
+
+
+def torch_param_groups(opt):
+    "What `torch.amp.GradScaler.unscale_` reads of an optimizer: `param_groups` as dicts with a 'params' list"
+    return types.SimpleNamespace(param_groups=[{'params': list(_group_params(pg))} for pg in opt.param_groups])
 
 class AutocastMixedPrecision(Callback):
     "Mixed precision the PyTorch way: `torch.autocast` for the forward pass, `torch.amp.GradScaler` for the loss scale"
@@ -213,43 +213,58 @@ class AutocastMixedPrecision(Callback):
     def begin_fit(self):
         self.device_type = next(self.model.parameters()).device.type
         self.scaler = torch.amp.GradScaler(self.device_type, enabled=self.dtype == torch.float16, **self.scaler_kwargs)
-        self.view = _ScalerView(self.opt)
-
-    def begin_batch(self):
-        self.autocast = torch.autocast(self.device_type, dtype=self.dtype)
-        self.autocast.__enter__()
-
-    def _leave_autocast(self):
-        if self.autocast is not None: self.autocast.__exit__(None, None, None)
-        self.autocast = None
-
-    def after_pred(self):
-        self._leave_autocast()                        # the loss is computed in fp32, outside autocast
-        self.run.pred = self.pred.float()
-
-    def after_loss(self):
-        if self.in_train: self.unscaled_loss, self.run.loss = self.loss, self.scaler.scale(self.loss)
-
-    def _restore_loss(self):
-        if self.unscaled_loss is not None: self.run.loss, self.unscaled_loss = self.unscaled_loss, None
-
-    def after_backward(self):
-        self._restore_loss()
-        self.view.stepped = False
-        self.scaler.step(self.view)                   # unscales the grads; "steps" only if they are all finite
-        self.scaler.update()
-        if not self.view.stepped:
-            self.opt.zero_grad()
-            self.n_skipped += 1
-            return True                               # skip the step
 
     @property
     def loss_scale(self): return self.scaler.get_scale()
 
-    def after_batch(self): self._leave_autocast()
-    def after_cancel_batch(self):
-        self._leave_autocast()
-        self._restore_loss()
-    def after_fit(self):
-        self._leave_autocast()
-        self._restore_loss()
+
+@add_to_class(AutocastMixedPrecision)
+def begin_batch(self):
+    self.autocast = torch.autocast(self.device_type, dtype=self.dtype)
+    self.autocast.__enter__()
+
+@add_to_class(AutocastMixedPrecision)
+def _leave_autocast(self):
+    if self.autocast is not None: self.autocast.__exit__(None, None, None)
+    self.autocast = None
+
+@add_to_class(AutocastMixedPrecision)
+def after_pred(self):
+    self._leave_autocast()                        # the loss is computed in fp32, outside autocast
+    self.run.pred = self.pred.float()
+
+@add_to_class(AutocastMixedPrecision)
+def after_loss(self):
+    if self.in_train: self.unscaled_loss, self.run.loss = self.loss, self.scaler.scale(self.loss)
+
+@add_to_class(AutocastMixedPrecision)
+def _restore_loss(self):
+    if self.unscaled_loss is not None: self.run.loss, self.unscaled_loss = self.unscaled_loss, None
+
+
+@add_to_class(AutocastMixedPrecision)
+def after_backward(self): self._restore_loss()
+
+@add_to_class(AutocastMixedPrecision)
+def begin_step(self):
+    if not self.scaler.is_enabled(): return                    # bf16: nothing to unscale
+    self.scaler.unscale_(torch_param_groups(self.opt))         # grads ÷ scale, in place; records infs for update
+    overflow = grad_overflow(p for pg in self.opt.param_groups for p in _group_params(pg))
+    self.scaler.update()                                       # backs off on an overflow, else counts a clean step
+    if overflow:
+        self.opt.zero_grad()
+        self.n_skipped += 1
+        raise CancelStepException()
+
+@add_to_class(AutocastMixedPrecision)
+def after_batch(self): self._leave_autocast()
+
+@add_to_class(AutocastMixedPrecision)
+def after_cancel_batch(self):
+    self._leave_autocast()
+    self._restore_loss()
+
+@add_to_class(AutocastMixedPrecision)
+def after_fit(self):
+    self._leave_autocast()
+    self._restore_loss()

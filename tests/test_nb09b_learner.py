@@ -20,7 +20,7 @@ from exp.nb_09b import (Learner, Callback, TrainEvalCallback, AvgStatsCallback, 
 from exp.nb_09c import ProgressCallback, AvgStatsCallback as TableStatsCallback
 from synthetic import RegModel, synth_data, make_spy
 
-ALL = Learner.ALL_CBS
+ALL = Learner.EVENTS
 
 
 pytestmark = pytest.mark.usefixtures('one_thread')   # conftest.py: torch on one thread
