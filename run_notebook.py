@@ -31,22 +31,22 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
-import json
 import logging
 import os
 import re
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent
+if str(REPO_ROOT) not in sys.path: sys.path.insert(0, str(REPO_ROOT))
+from nbio import NotebookError, natural_key, read_notebook, write_atomic  # noqa: E402
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 INJECTED_HEADER = "# injected by run_notebook.py"
 SKIP_REASONS = ("slow", "cuda", "export")
 
-__all__ = ["NotebookInputError", "NotebookResult", "natural_key", "collect_notebooks", "cell_flags",
+__all__ = ["NotebookInputError", "NotebookResult", "collect_notebooks", "cell_flags",
            "is_self_export", "parse_param_value", "run_notebook", "run_notebooks", "main"]
 
 
@@ -55,12 +55,6 @@ class NotebookInputError(ValueError):
 
 
 # ----------------------------------------------------------------------------- finding notebooks
-
-def natural_key(name):
-    "Sort key that compares digit runs as numbers: `09c` < `10` < `10b` < `11`."
-    name = Path(name).name.lower()
-    return [int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", name))]
-
 
 def collect_notebooks(paths):
     "Expand folders to their `*.ipynb` files; check every file exists; return paths in natural order."
@@ -83,23 +77,14 @@ def collect_notebooks(paths):
 
 
 def load_notebook(path):
-    "Read a notebook as nbformat v4, raising `NotebookInputError` naming the file when it is not one."
+    "Read a notebook as an nbformat v4 node, raising `NotebookInputError` naming the file when it is not one."
     import nbformat
-    path = Path(path)
-    if not path.is_file():
-        raise NotebookInputError(f"{path}: no such notebook")
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise NotebookInputError(f"{path}: cannot read notebook: {e}") from None
-    try:
-        json.loads(text)
-    except json.JSONDecodeError as e:
-        raise NotebookInputError(f"{path}: not a notebook (invalid JSON: {e})") from None
-    try:
-        nb = nbformat.reads(text, as_version=4)
+        nb = nbformat.from_dict(read_notebook(path))
         nbformat.validate(nb)
-    except Exception as e:  # nbformat raises several kinds for malformed files
+    except NotebookError as e:
+        raise NotebookInputError(str(e)) from None
+    except nbformat.ValidationError as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise NotebookInputError(f"{path}: not a valid notebook ({msg})") from None
     return nb
@@ -401,18 +386,7 @@ def _write_html(nb, path, html_dir):
     html_dir.mkdir(parents=True, exist_ok=True)
     body, _ = HTMLExporter().from_notebook_node(nb)
     target = html_dir / f"{Path(path).stem}.html"
-    fd, tmp = tempfile.mkstemp(dir=html_dir, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(body)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes it private; give it a normal file's mode
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(target, body)
     return target
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from notebook2script import natural_key
+from nbio import natural_key
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = sorted((p.stem for p in (ROOT / 'exp').glob('nb_*.py')), key=natural_key)

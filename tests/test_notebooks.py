@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from notebook2script import natural_key
+from nbio import natural_key
 from run_notebook import run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import run_notebook as rn  # noqa: E402
+from nbio import natural_key  # noqa: E402
 from run_notebook import (NotebookInputError, cell_flags, collect_notebooks, is_self_export, main,  # noqa: E402
-                          natural_key, parse_param_value, run_notebook, run_notebooks)
+                          parse_param_value, run_notebook, run_notebooks)
 
 
 def cuda_present():
