@@ -396,3 +396,70 @@ def test_explicit_notebook_sharing_prefix_with_sibling(repo, capsys):
     assert run(repo, nb) == 2
     assert "share the prefix '03'" in capsys.readouterr().err
     assert modules(repo) == []
+
+
+# ---------------------------------------------------------------- __all__ and retired names
+
+def all_of(repo, mod):
+    return n2s.module_all_from_file(repo / 'exp' / f'{mod}.py')
+
+
+def test_all_is_previous_all_plus_defined_names(repo):
+    write_nb(repo, '01_a.ipynb', code('#export\nimport math, os\nfrom pathlib import Path\nimport numpy as _np\n'
+                                      'def f(): pass\nclass K: pass\nx, (y, *zs) = 1, (2, 3)\n_hidden = 1\n'
+                                      'n: int = 3\nfor i in range(2): pass\nif True:\n    g = 1\n'
+                                      'try:\n    h = 2\nexcept Exception:\n    h = None\n'))
+    write_nb(repo, '02_b.ipynb', code('#export\nfrom exp.nb_01 import *\nimport torch\n'),
+             code('x = "not exported"'), code('#export\ndef f(): return 2\nnew = f\n'))
+    assert run(repo) == 0
+    assert all_of(repo, 'nb_01') == ['f', 'K', 'x', 'y', 'zs', 'n', 'g', 'h']    # no imports, no _private, no loop var
+    assert all_of(repo, 'nb_02') == ['f', 'K', 'x', 'y', 'zs', 'n', 'g', 'h', 'new']
+    src = (repo / 'exp' / 'nb_02.py').read_text()
+    assert src.index('__all__') < src.index('from exp.nb_01 import *')
+    ns = {}
+    exec(src.replace('from exp.nb_01 import *', ''), ns)       # __all__ is a plain list
+    assert ns['__all__'] == all_of(repo, 'nb_02')
+
+
+def test_retired_names_leave_all(repo):
+    write_nb(repo, '01_a.ipynb', code('#export\ndef Runner(): pass\ndef get_runner(): pass\nkeep = 1'))
+    write_nb(repo, '02_b.ipynb', code('#export\nfrom exp.nb_01 import *\n'
+                                      '# retire: Runner, get_runner - replaced by Learner\nclass Learner: pass'))
+    write_nb(repo, '03_c.ipynb', code('#export\nfrom exp.nb_02 import *\n#retire: keep\nz = 1'))
+    assert run(repo) == 0
+    assert all_of(repo, 'nb_02') == ['keep', 'Learner']
+    assert all_of(repo, 'nb_03') == ['Learner', 'z']
+
+
+def test_all_of_a_single_notebook_uses_the_previous_module_file(repo):
+    write_nb(repo, '01_a.ipynb', code('#export\na = 1\nb = 2'))
+    write_nb(repo, '02_b.ipynb', code('#export\nfrom exp.nb_01 import *\n# retire: b\nc = 3'))
+    assert run(repo) == 0
+    assert run(repo, repo / 'nbs' / '02_b.ipynb') == 0
+    assert all_of(repo, 'nb_02') == ['a', 'c']
+    (repo / 'exp' / 'nb_01.py').write_text('a = 1\n')          # an old module without __all__
+    assert run(repo, repo / 'nbs' / '02_b.ipynb') == 2
+
+
+@pytest.mark.parametrize('cells,words', [
+    (['#export\nfrom exp.nb_01 import *\n# retire: nope'], ['nbs/02_b.ipynb', 'cell 0', "'nope'", 'nb_01']),
+    (['#export\nfrom exp.nb_01 import *', '#export\n# retire: a\ndef a(): pass'],
+     ['nbs/02_b.ipynb', 'cell 1', "retires 'a'", 'cell 1', 'defines it']),
+    (['#export\nfrom exp.nb_01 import *\n# retire a'], ['nbs/02_b.ipynb', 'cell 0', 'malformed retire marker']),
+    (['#export\nfrom exp.nb_01 import *\n# retire: a; b'], ['nbs/02_b.ipynb', 'malformed retire marker']),
+    (['#export\n# retire: a'], ['nbs/02_b.ipynb', "retires 'a'", 'star-imports no earlier module']),
+])
+def test_bad_retire_exits_2(repo, capsys, cells, words):
+    write_nb(repo, '01_a.ipynb', code('#export\na = 1'))
+    write_nb(repo, '02_b.ipynb', *[code(c) for c in cells])
+    assert run(repo) == 2
+    err = capsys.readouterr().err
+    assert any(all(w in l for w in words) for l in err.splitlines()), err
+    assert modules(repo) == []
+
+
+def test_retire_inside_a_string_is_not_a_marker(repo):
+    write_nb(repo, '01_a.ipynb', code('#export\na = 1'))
+    write_nb(repo, '02_b.ipynb', code('#export\nfrom exp.nb_01 import *\ndoc = """\n# retire: a\n"""\nx = 1  # retire: a'))
+    assert run(repo) == 0
+    assert all_of(repo, 'nb_02') == ['a', 'doc', 'x']
