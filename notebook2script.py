@@ -10,8 +10,15 @@ Every requested notebook is validated before anything is written: a missing or m
 notebook, two notebooks sharing a prefix, a prefix that is no module name, IPython magics, shell
 escapes or a syntax error in an export cell all stop the run (exit status 2) with `exp/` untouched.
 
-Stdlib only, so it runs before anything is installed. Importable: `natural_key`, `module_name`,
-`export_cells`, `module_source`, `export_notebooks`, `main`.
+Every module starts with `__all__`: the `__all__` of the module its first export cell star-imports
+(`from exp.nb_05 import *`), plus the public names its export cells define (def, class, assignment;
+not imports, not `_private`), minus names retired with a comment line `# retire: Name1, Name2 - reason`
+(see CONTRIBUTING.md). Retiring a name the previous module does not export, or one this notebook
+defines again, is an error.
+
+Stdlib only, so it runs before anything is installed; notebook reading, natural order and atomic
+writes come from `nbio.py`. Importable: `module_name`, `export_cells`,
+`module_all`, `module_source`, `export_notebooks`, `main`.
 """
 import argparse
 import ast
