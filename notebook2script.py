@@ -10,26 +10,33 @@ Every requested notebook is validated before anything is written: a missing or m
 notebook, two notebooks sharing a prefix, a prefix that is no module name, IPython magics, shell
 escapes or a syntax error in an export cell all stop the run (exit status 2) with `exp/` untouched.
 
-Stdlib only, so it runs before anything is installed. Importable: `natural_key`, `module_name`,
-`export_cells`, `module_source`, `export_notebooks`, `main`.
+Every module starts with `__all__`: the `__all__` of the module its first export cell star-imports
+(`from exp.nb_05 import *`), plus the public names its export cells define (def, class, assignment;
+not imports, not `_private`), minus names retired with a comment line `# retire: Name1, Name2 - reason`
+(see CONTRIBUTING.md). Retiring a name the previous module does not export, or one this notebook
+defines again, is an error.
+
+Stdlib only, so it runs before anything is installed; notebook reading, natural order and atomic
+writes come from `nbio.py`. Importable: `module_name`, `export_cells`,
+`module_all`, `module_source`, `export_notebooks`, `main`.
 """
 import argparse
+import ast
 import io
-import json
 import os
 import re
 import sys
-import tempfile
 import tokenize
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
+from nbio import NotebookError, cell_text, natural_key, read_notebook, write_atomic  # noqa: E402
 PROG = 'notebook2script'
 
 _MARKER = re.compile(r'\s*#\s*export\s*', re.IGNORECASE)
-_SPLIT = re.compile(r'(\d+)')
 # An IPython line that is not Python: `%magic`, `%%cell_magic`, `!shell`, `x = !shell`, `x = %magic`.
 _MAGIC = re.compile(r'\s*(%{1,2})\s*\w')
 _SHELL = re.compile(r'\s*!(?!=)')
@@ -60,20 +67,6 @@ class ExportResult:
         return not (self.differs or self.missing or self.stale)
 
 
-def natural_key(name):
-    """Sort key putting `02` < `02a` < `02b` < `03` < `09c` < `10` < `10b` < `11`.
-
-    Takes a name or path (`nbs/10b_mixup.ipynb`, `10b_mixup`, `nb_10b`). The prefix (before the first
-    `_`) is compared first, then the rest; each is split into digit runs (compared as ints) and
-    other runs (compared as strings).
-    """
-    name = Path(str(name)).name
-    if name.endswith('.ipynb'): name = name[:-len('.ipynb')]
-    prefix, _, rest = name.partition('_')
-    def split(s): return tuple((0, int(p), '') if p.isdigit() else (1, 0, p) for p in _SPLIT.split(s) if p)
-    return (split(prefix), split(rest), name)
-
-
 def module_name(path):
     """`nbs/05b_early_stopping.ipynb` -> `nb_05b` (`nb_` + the stem up to its first `_`)."""
     return 'nb_' + Path(path).stem.split('_', 1)[0]
@@ -89,12 +82,6 @@ def _display(path, root):
     path = Path(path).resolve()
     try: return path.relative_to(root).as_posix()
     except ValueError: return path.as_posix()
-
-
-def _cell_text(source):
-    """A cell's source (a string or a list of strings in nbformat) as one string with LF line endings."""
-    if isinstance(source, list): source = ''.join(source)
-    return source.replace('\r\n', '\n').replace('\r', '\n')
 
 
 def _first_line(text): return text.split('\n', 1)[0]
@@ -141,30 +128,9 @@ def _check_cell(text, where):
 
 
 def _read_notebook(path, shown):
-    """Load and minimally validate a notebook; returns (notebook, errors)."""
-    path = Path(path)
-    if not path.exists(): return None, [f'{shown}: no such file']
-    if not path.is_file(): return None, [f'{shown}: not a file']
-    if path.suffix != '.ipynb': return None, [f'{shown}: not a notebook (expected a .ipynb file)']
-    try: text = path.read_text(encoding='utf-8-sig')
-    except UnicodeDecodeError as e: return None, [f'{shown}: not UTF-8 ({e.reason} at byte {e.start})']
-    except OSError as e: return None, [f'{shown}: cannot read ({e.strerror})']
-    try: nb = json.loads(text)
-    except json.JSONDecodeError as e:
-        return None, [f'{shown}: invalid JSON (line {e.lineno}, column {e.colno}: {e.msg})']
-    if not isinstance(nb, dict) or not isinstance(nb.get('cells'), list):
-        return None, [f"{shown}: not a notebook (no 'cells' list)"]
-    if nb.get('nbformat') != 4:
-        return None, [f"{shown}: not an nbformat 4 notebook (nbformat={nb.get('nbformat')!r})"]
-    errors = []
-    for i, cell in enumerate(nb['cells']):
-        if not isinstance(cell, dict) or not isinstance(cell.get('cell_type'), str):
-            errors.append(f"{shown}: cell {i}: not a notebook cell (no 'cell_type')")
-            continue
-        src = cell.get('source')
-        if not (isinstance(src, str) or (isinstance(src, list) and all(isinstance(s, str) for s in src))):
-            errors.append(f"{shown}: cell {i}: 'source' is not a string or a list of strings")
-    return (None if errors else nb), errors
+    """Load and validate a notebook; returns (notebook, errors)."""
+    try: return read_notebook(path, shown), []
+    except NotebookError as e: return None, e.messages
 
 
 def export_cells(nb, shown='notebook'):
@@ -174,7 +140,7 @@ def export_cells(nb, shown='notebook'):
     cells, errors = [], []
     for i, cell in enumerate(nb['cells']):
         if cell.get('cell_type') != 'code': continue
-        text = _cell_text(cell['source'])
+        text = cell_text(cell['source'])
         if not is_export_marker(_first_line(text)): continue
         cells.append((i, text))
         errors += _check_cell(text, f'{shown}: cell {i}')
@@ -189,11 +155,121 @@ def _cell_body(text):
     return '\n'.join(lines)
 
 
-def module_source(cells, notebook_shown):
-    """The text of a generated module from export cells [(index, text)] of notebook `notebook_shown`."""
+# ---------------------------------------------------------------- __all__
+
+_STAR = re.compile(r'exp\.(nb_\w+)')
+_RETIRE_START = re.compile(r'#\s*retire\b', re.IGNORECASE)
+_RETIRE = re.compile(r'#\s*retire:\s*(?P<names>[^\W\d]\w*(?:\s*,\s*[^\W\d]\w*)*)\s*(?:\s-\s+(?P<why>.*\S))?\s*')
+RETIRE_SYNTAX = '# retire: Name1, Name2 - reason'
+
+
+def base_module(cells):
+    """The module the first export cell star-imports (`from exp.nb_05 import *` -> `nb_05`), else None."""
+    if not cells: return None
+    for node in ast.parse(cells[0][1]).body:
+        if (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+                and [a.name for a in node.names] == ['*'] and (m := _STAR.fullmatch(node.module))):
+            return m.group(1)
+    return None
+
+
+def _target_names(t):
+    if isinstance(t, ast.Name): yield t.id
+    elif isinstance(t, (ast.Tuple, ast.List)):
+        for e in t.elts: yield from _target_names(e)
+    elif isinstance(t, ast.Starred): yield from _target_names(t.value)
+
+
+def _defined(stmts):
+    """(name, line) for every name a block of module-level statements binds by def, class or assignment
+    (descending into if/try/with bodies, which run at import time); imports and loop variables excluded."""
+    for node in stmts:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): yield node.name, node.lineno
+        elif isinstance(node, ast.Assign):
+            for t in node.targets: yield from ((n, node.lineno) for n in _target_names(t))
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+            yield from ((n, node.lineno) for n in _target_names(node.target))
+        elif isinstance(node, (ast.If, ast.With, ast.Try, getattr(ast, 'TryStar', ast.Try))):
+            yield from _defined(node.body)
+            yield from _defined(getattr(node, 'orelse', []))
+            for h in getattr(node, 'handlers', []): yield from _defined(h.body)
+            yield from _defined(getattr(node, 'finalbody', []))
+
+
+def defined_names(cells):
+    """{public name: cell index} for the names the export cells define (first definition wins)."""
+    out = {}
+    for i, text in cells:
+        for name, _ in _defined(ast.parse(text).body):
+            if not name.startswith('_'): out.setdefault(name, i)
+    return out
+
+
+def retired_names(cells, shown):
+    """({name: cell index} retired by `# retire:` comment lines in the export cells, error messages)."""
+    out, errors = {}, []
+    for i, text in cells:
+        toks = tokenize.generate_tokens(io.StringIO(text).readline)
+        for t in toks:
+            if t.type != tokenize.COMMENT or t.line[:t.start[1]].strip() or not _RETIRE_START.match(t.string): continue
+            m = _RETIRE.fullmatch(t.string)
+            if m is None:
+                errors.append(f'{shown}: cell {i} (line {t.start[0]}): malformed retire marker {t.string.strip()!r} '
+                              f'(write {RETIRE_SYNTAX!r})')
+                continue
+            for name in re.split(r'\s*,\s*', m.group('names')): out.setdefault(name, i)
+    return out, errors
+
+
+def module_all(cells, shown, previous_all, base):
+    """`__all__` of a module: the `base` module's `__all__` plus the public names the export cells define,
+    minus the names retired with `# retire:`; returns (list of names, error messages)."""
+    retired, errors = retired_names(cells, shown)
+    defined = defined_names(cells)
+    prev = list(previous_all or [])
+    for name, i in retired.items():
+        if name not in prev:
+            src = f'{base} does not export it (not in its __all__)' if base else \
+                  'this module star-imports no earlier module (`from exp.nb_X import *` in its first export cell)'
+            errors.append(f'{shown}: cell {i}: retires {name!r}, but {src}')
+        if name in defined:
+            errors.append(f'{shown}: cell {i}: retires {name!r}, but cell {defined[name]} of the same notebook defines it')
+    names = [n for n in prev if n not in retired]
+    names += [n for n in defined if n not in set(prev)]
+    return names, errors
+
+
+def _all_source(names):
+    """`__all__ = [...]` wrapped at 100 columns."""
+    lines, line = [], '__all__ = ['
+    for k, n in enumerate(names):
+        item = repr(n) + (', ' if k < len(names) - 1 else '')
+        if len(line) + len(item.rstrip()) > 100:
+            lines.append(line.rstrip())
+            line = '           '
+        line += item
+    lines.append(line + ']')
+    return '\n'.join(lines)
+
+
+def module_all_from_file(path):
+    """The literal `__all__` list of a generated module file, or None."""
+    try: tree = ast.parse(Path(path).read_text(encoding='utf-8'))
+    except (OSError, SyntaxError, UnicodeDecodeError): return None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [getattr(t, 'id', None) for t in node.targets] == ['__all__']:
+            try: return list(ast.literal_eval(node.value))
+            except ValueError: return None
+    return None
+
+
+def module_source(cells, notebook_shown, all_names=None):
+    """The text of a generated module from export cells [(index, text)] of notebook `notebook_shown`:
+    the header, `__all__` (when `all_names` is given), then the cells' code."""
     header = (f'# Generated from {notebook_shown} by notebook2script.py. DO NOT EDIT this file:\n'
               '# edit the notebook, then run `python notebook2script.py`.\n')
     bodies = [b for b in (_cell_body(t) for _, t in cells) if b]
+    if all_names is not None: bodies.insert(0, _all_source(all_names))
     return header + ('\n' + '\n\n\n'.join(bodies) + '\n' if bodies else '')
 
 
@@ -220,11 +296,11 @@ def _sibling_clashes(notebooks, root):
     return errors
 
 
-def _plan(notebooks, root, siblings=False):
+def _plan(notebooks, root, exp_dir, siblings=False):
     """Validate every notebook; returns {module name: (notebook shown, source)} and the no-export list.
 
     With `siblings`, also refuse a notebook sharing its prefix with an unrequested one in its folder."""
-    errors, by_module, seen, produced, no_export = [], {}, set(), {}, []
+    errors, by_module, seen, produced, no_export, wanted = [], {}, set(), {}, [], {}
     if siblings: errors += _sibling_clashes(notebooks, root)
     for nb_path in notebooks:
         nb_path = Path(nb_path)
@@ -249,7 +325,25 @@ def _plan(notebooks, root, siblings=False):
         if not cells:
             no_export.append(shown)
             continue
-        src = module_source(cells, shown)
+        wanted[mod] = (shown, cells)
+    if errors: raise ExportError(errors)
+    alls = {}
+    for mod in sorted(wanted, key=natural_key):     # a module's base comes before it in natural order
+        shown, cells = wanted[mod]
+        base = base_module(cells)
+        prev = None
+        if base is not None:
+            prev = alls[base] if base in alls else module_all_from_file(Path(exp_dir) / f'{base}.py')
+            if prev is None:
+                errors.append(f'{shown}: imports exp.{base}, whose __all__ is unknown (no notebook of this '
+                              f'run produces {base} and {_display(Path(exp_dir) / (base + ".py"), root)} has '
+                              'no __all__); export that notebook too')
+                continue
+        names, errs = module_all(cells, shown, prev, base)
+        errors += errs
+        if errs: continue
+        alls[mod] = names
+        src = module_source(cells, shown, names)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')
@@ -261,19 +355,6 @@ def _plan(notebooks, root, siblings=False):
         produced[mod] = (shown, src)
     if errors: raise ExportError(errors)
     return produced, no_export
-
-
-def _write_atomic(path, data):
-    """Write bytes to `path` through a temp file in the same folder and os.replace."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f: f.write(data)
-        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try: os.unlink(tmp)
-        except FileNotFoundError: pass
-        raise
 
 
 def export_notebooks(nbs, exp_dir, check=False, root=None):
@@ -288,7 +369,7 @@ def export_notebooks(nbs, exp_dir, check=False, root=None):
     root = Path(root).resolve() if root is not None else exp_dir.resolve().parent
     all_mode = isinstance(nbs, (str, os.PathLike))
     notebooks = _notebooks_in(Path(nbs), _display(nbs, root), exp_dir, check) if all_mode else [Path(p) for p in nbs]
-    produced, no_export = _plan(notebooks, root, siblings=not all_mode)
+    produced, no_export = _plan(notebooks, root, exp_dir, siblings=not all_mode)
     res = ExportResult(no_export=no_export)
     for mod, (nb_shown, src) in produced.items():
         path = exp_dir / f'{mod}.py'
@@ -300,7 +381,7 @@ def export_notebooks(nbs, exp_dir, check=False, root=None):
         elif check: (res.missing if old is None else res.differs).append((shown, nb_shown))
         else:
             exp_dir.mkdir(parents=True, exist_ok=True)
-            _write_atomic(path, data)
+            write_atomic(path, data, mode=0o644)
             res.written.append(shown)
     if all_mode and exp_dir.is_dir():
         for path in sorted(exp_dir.glob('nb_*.py'), key=natural_key):

@@ -20,6 +20,12 @@ Cell flags on the first line of a code cell: ``#slow`` (skipped with ``--quick``
 (skipped when CUDA is absent). A cell that runs ``notebook2script.py`` is always skipped, so running
 a notebook never rewrites ``exp/``.
 
+Time limits: 600 s per cell and 1,800 s per notebook with ``--quick``; 4 h and 8 h for a full run, so
+that no full lesson is cut (``--cell-timeout``/``--timeout`` change them). With ``--html`` each page
+shows the quick cell as a labelled block saying whether the run used it, the injected values, and a
+"skipped: ..." note in place of every skipped cell. A failure names the cell by its index in the file
+and by the execution count its traceback shows (``cell 65 (In [43] in the traceback)``).
+
 Exit status: 0 when every notebook passed, 1 when one failed or timed out, 2 for bad input (missing
 file, not a notebook, bad parameters).
 
@@ -31,22 +37,35 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
-import json
 import logging
 import os
 import re
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent
+if str(REPO_ROOT) not in sys.path: sys.path.insert(0, str(REPO_ROOT))
+from nbio import NotebookError, natural_key, read_notebook_text, write_atomic  # noqa: E402
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 INJECTED_HEADER = "# injected by run_notebook.py"
 SKIP_REASONS = ("slow", "cuda", "export")
+SKIP_NOTES = {"slow": "a #slow cell, not run with --quick",
+              "cuda": "a #cuda cell, and this machine has no CUDA device",
+              "export": "this cell runs notebook2script, and running a lesson never rewrites exp/"}
+# Default time limits in seconds (per cell, per notebook). Quick mode only guards against hangs. Full
+# runs must never be cut: the longest cells recorded in RESULTS.md take about 3,150 s on 2 CPU cores
+# (10b's four fits), and tests/test_run_notebook.py checks these stay at least twice what it records.
+QUICK_LIMITS = (600, 1800)
+FULL_LIMITS = (4 * 3600, 8 * 3600)
 
-__all__ = ["NotebookInputError", "NotebookResult", "natural_key", "collect_notebooks", "cell_flags",
+
+def default_limits(quick):
+    "(cell, notebook) time limits in seconds used when none are given."
+    return QUICK_LIMITS if quick else FULL_LIMITS
+
+__all__ = ["NotebookInputError", "NotebookResult", "collect_notebooks", "default_limits", "cell_flags",
            "is_self_export", "parse_param_value", "run_notebook", "run_notebooks", "main"]
 
 
@@ -55,12 +74,6 @@ class NotebookInputError(ValueError):
 
 
 # ----------------------------------------------------------------------------- finding notebooks
-
-def natural_key(name):
-    "Sort key that compares digit runs as numbers: `09c` < `10` < `10b` < `11`."
-    name = Path(name).name.lower()
-    return [int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", name))]
-
 
 def collect_notebooks(paths):
     "Expand folders to their `*.ipynb` files; check every file exists; return paths in natural order."
@@ -83,23 +96,15 @@ def collect_notebooks(paths):
 
 
 def load_notebook(path):
-    "Read a notebook as nbformat v4, raising `NotebookInputError` naming the file when it is not one."
+    "Read a notebook as an nbformat v4 node, raising `NotebookInputError` naming the file when it is not one."
     import nbformat
-    path = Path(path)
-    if not path.is_file():
-        raise NotebookInputError(f"{path}: no such notebook")
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise NotebookInputError(f"{path}: cannot read notebook: {e}") from None
-    try:
-        json.loads(text)
-    except json.JSONDecodeError as e:
-        raise NotebookInputError(f"{path}: not a notebook (invalid JSON: {e})") from None
-    try:
-        nb = nbformat.reads(text, as_version=4)
+        text, _ = read_notebook_text(path)      # checked here, so every message names the file
+        nb = nbformat.reads(text.removeprefix("\ufeff"), as_version=4)
         nbformat.validate(nb)
-    except Exception as e:  # nbformat raises several kinds for malformed files
+    except NotebookError as e:
+        raise NotebookInputError(str(e)) from None
+    except nbformat.ValidationError as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise NotebookInputError(f"{path}: not a valid notebook ({msg})") from None
     return nb
@@ -265,6 +270,8 @@ def plan_notebook(path, quick=False, params=None):
     exec_nb = copy.deepcopy(nb)
     orig_index = list(range(len(nb.cells)))
     injected = None
+    if qidx is not None:   # a raw cell renders as a bare run-on line: show it as labelled values instead
+        exec_nb.cells[qidx] = _quick_cell_shown(nb.cells[qidx], quick)
     if lines:
         import nbformat
         what = []
@@ -280,6 +287,22 @@ def plan_notebook(path, quick=False, params=None):
         exec_nb.cells.insert(pidx + 1, cell)
         orig_index.insert(pidx + 1, None)
     return _Plan(path, exec_nb, orig_index, injected)
+
+
+def _quick_cell_shown(raw, quick):
+    "The markdown cell that stands for the raw `quick` cell in the executed copy (and so in the HTML)."
+    import nbformat
+    used = ("used in this run: the cell above sets them" if quick
+            else "not used in this run, which keeps the values above")
+    cell = nbformat.v4.new_markdown_cell(
+        f"**Quick values** (`run_notebook.py --quick` and the tests; {used}):\n\n"
+        f"```python\n{raw.source.strip()}\n```")
+    if "id" in raw:
+        cell["id"] = raw["id"]
+    else:
+        cell.pop("id", None)
+    cell.metadata["tags"] = ["quick"]
+    return cell
 
 
 # ----------------------------------------------------------------------------- results
@@ -300,6 +323,7 @@ class NotebookResult:
     cells_run: int = 0                        # the file's code cells that were executed
     skipped: dict = field(default_factory=dict)   # reason ('slow', 'cuda', 'export') -> count
     failed_cell: int | None = None            # index in the file's `cells` list (0-based)
+    failed_count: int | None = None           # its execution count: the traceback's `Cell In[n]`
     cell_source: str | None = None
     error: str | None = None                  # traceback / message, ANSI codes stripped
     limit: str | None = None                  # for TIMEOUT: 'cell' or 'notebook'
@@ -331,6 +355,8 @@ class NotebookResult:
         where = f"{self.path}"
         if self.failed_cell is not None:
             where += f", cell {self.failed_cell}"
+            if self.failed_count is not None:
+                where += f" (In [{self.failed_count}] in the traceback)"
         elif self.cell_source is not None:
             where += ", the injected parameters cell"
         out.append(f"{self.status} in {where}")
@@ -401,23 +427,13 @@ def _write_html(nb, path, html_dir):
     html_dir.mkdir(parents=True, exist_ok=True)
     body, _ = HTMLExporter().from_notebook_node(nb)
     target = html_dir / f"{Path(path).stem}.html"
-    fd, tmp = tempfile.mkstemp(dir=html_dir, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(body)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes it private; give it a normal file's mode
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(target, body)
     return target
 
 
 def _execute(plan, quick, cell_timeout, timeout):
     "Run a planned notebook cell by cell in a fresh kernel; return a NotebookResult."
+    import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
@@ -441,6 +457,8 @@ def _execute(plan, quick, cell_timeout, timeout):
                 if reason:
                     res.skipped[reason] += 1
                     cell.metadata["run_notebook"] = {"skipped": reason}
+                    cell.outputs = [nbformat.v4.new_output("stream", name="stdout",
+                                                           text=f"skipped: {SKIP_NOTES[reason]}\n")]
                     continue
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -468,6 +486,7 @@ def _execute(plan, quick, cell_timeout, timeout):
             if not res.ok:
                 client.shutdown_kernel = "immediate"
                 res.failed_cell, res.cell_source = idx, cell.source
+                res.failed_count = cell.get("execution_count")
     except Exception as e:  # the kernel did not start, or nbclient failed outside a cell
         if res.ok:
             res.status = "FAILED"
@@ -479,28 +498,31 @@ def _execute(plan, quick, cell_timeout, timeout):
     return res
 
 
-def _check_limits(cell_timeout, timeout):
+def _limits(quick, cell_timeout, timeout):
+    "The limits to use: the given ones, else the defaults for the mode; each must be a positive number."
+    dc, dn = default_limits(quick)
+    cell_timeout, timeout = (dc if cell_timeout is None else cell_timeout), (dn if timeout is None else timeout)
     for name, v in (("cell_timeout", cell_timeout), ("timeout", timeout)):
         if not isinstance(v, (int, float)) or not v > 0:
             raise NotebookInputError(f"{name} must be a positive number of seconds, got {v!r}")
+    return cell_timeout, timeout
 
 
-def run_notebook(path, quick=False, params=None, cell_timeout=600, timeout=1800, html_dir=None):
-    """Execute one notebook in a fresh kernel; never writes it back.
-
-    `params` maps parameter names to Python literal values (`{'epochs': 2}`). Raises
-    `NotebookInputError` for a missing/invalid notebook or parameters that do not fit it; a failing or
-    slow cell is reported in the returned `NotebookResult`, not raised."""
-    _check_limits(cell_timeout, timeout)
-    plan = plan_notebook(path, quick=quick, params=params)
-    return _run_plan(plan, quick, cell_timeout, timeout, html_dir)
-
-
-def _run_plan(plan, quick, cell_timeout, timeout, html_dir):
+def _run(plan, quick, cell_timeout, timeout, html_dir):
     res = _execute(plan, quick, cell_timeout, timeout)
     if html_dir is not None:
         res.html = _write_html(res.nb, plan.path, html_dir)
     return res
+
+
+def run_notebook(path, quick=False, params=None, cell_timeout=None, timeout=None, html_dir=None):
+    """Execute one notebook in a fresh kernel; never writes it back.
+
+    `params` maps parameter names to Python literal values (`{'epochs': 2}`). The time limits default
+    to `default_limits(quick)`. Raises `NotebookInputError` for a missing/invalid notebook or parameters
+    that do not fit it; a failing or slow cell is reported in the returned `NotebookResult`, not raised."""
+    cell_timeout, timeout = _limits(quick, cell_timeout, timeout)
+    return _run(plan_notebook(path, quick=quick, params=params), quick, cell_timeout, timeout, html_dir)
 
 
 def prepare(paths, quick=False, params=None):
@@ -508,28 +530,20 @@ def prepare(paths, quick=False, params=None):
     return [plan_notebook(p, quick=quick, params=params) for p in collect_notebooks(paths)]
 
 
-def run_plans(plans, quick=False, cell_timeout=600, timeout=1800, html_dir=None, keep_going=False,
-              on_result=None):
-    _check_limits(cell_timeout, timeout)
+def run_notebooks(paths, quick=False, params=None, cell_timeout=None, timeout=None, html_dir=None,
+                  keep_going=False, on_result=None, plans=None):
+    """Run notebooks (files or folders, in natural order). Every notebook is checked before the first
+    runs (`NotebookInputError` on bad input; pass `plans` from `prepare` to skip that step). Stops after
+    the first failure unless `keep_going`. `on_result(result)` is called as each notebook finishes."""
+    cell_timeout, timeout = _limits(quick, cell_timeout, timeout)
     results = []
-    for plan in plans:
-        res = _run_plan(plan, quick, cell_timeout, timeout, html_dir)
-        results.append(res)
+    for plan in prepare(paths, quick, params) if plans is None else plans:
+        results.append(_run(plan, quick, cell_timeout, timeout, html_dir))
         if on_result is not None:
-            on_result(res)
-        if not res.ok and not keep_going:
+            on_result(results[-1])
+        if not results[-1].ok and not keep_going:
             break
     return results
-
-
-def run_notebooks(paths, quick=False, params=None, cell_timeout=600, timeout=1800, html_dir=None,
-                  keep_going=False, on_result=None):
-    """Run notebooks (files or folders, in natural order). Every notebook is checked before the first
-    runs (`NotebookInputError` on bad input). Stops after the first failure unless `keep_going`.
-    `on_result(result)` is called as each notebook finishes."""
-    _check_limits(cell_timeout, timeout)
-    return run_plans(prepare(paths, quick, params), quick, cell_timeout, timeout, html_dir,
-                     keep_going, on_result)
 
 
 def summary(results, n_total, seconds):
@@ -570,10 +584,12 @@ def build_parser():
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help="override a parameter (repeatable); VALUE is a Python literal, else a string")
     p.add_argument("--keep-going", action="store_true", help="run the remaining notebooks after a failure")
-    p.add_argument("--cell-timeout", type=_positive, default=600, metavar="S",
-                   help="seconds one cell may run (default 600)")
-    p.add_argument("--timeout", type=_positive, default=1800, metavar="S",
-                   help="seconds one notebook may run, kernel start included (default 1800)")
+    p.add_argument("--cell-timeout", type=_positive, default=None, metavar="S",
+                   help=f"seconds one cell may run (default {QUICK_LIMITS[0]:g} with --quick, "
+                        f"{FULL_LIMITS[0]:g} for a full run)")
+    p.add_argument("--timeout", type=_positive, default=None, metavar="S",
+                   help=f"seconds one notebook may run, kernel start included (default {QUICK_LIMITS[1]:g} "
+                        f"with --quick, {FULL_LIMITS[1]:g} for a full run)")
     p.add_argument("--html", metavar="DIR", help="write each executed notebook to DIR/<stem>.html")
     return p
 
@@ -587,8 +603,8 @@ def main(argv=None):
     except NotebookInputError as e:
         print(f"run_notebook.py: error: {e}", file=sys.stderr)
         return 2
-    results = run_plans(plans, args.quick, args.cell_timeout, args.timeout, args.html,
-                        args.keep_going, on_result=lambda r: print(r.report(), flush=True))
+    results = run_notebooks(args.paths, args.quick, params, args.cell_timeout, args.timeout, args.html,
+                            args.keep_going, on_result=lambda r: print(r.report(), flush=True), plans=plans)
     print(summary(results, len(plans), time.monotonic() - start), flush=True)
     return 0 if all(r.ok for r in results) and len(results) == len(plans) else 1
 

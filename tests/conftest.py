@@ -25,3 +25,31 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+# ---------------------------------------------------------------- one marker per lesson
+
+def lesson_marker(name):
+    """The lesson marker of a notebook stem or test file name: `09b_learner` and `test_nb09b_learner.py`
+    give `nb09b`; anything else gives None."""
+    import re
+    m = re.match(r'(?:test_nb)?(\d+[a-z]*)_', Path(name).name)
+    return f'nb{m.group(1)}' if m else None
+
+
+LESSONS = sorted({lesson_marker(p.stem) for p in (ROOT / 'nbs').glob('*.ipynb')} - {None})
+
+
+def pytest_configure(config):
+    "Register `nb00` ... `nb10c` (one per notebook in nbs/), so `-m nb09b` selects a lesson without warnings."
+    for m in LESSONS:
+        config.addinivalue_line('markers', f'{m}: lesson {m[2:]}: its notebook quick run and tests/test_{m}_*.py')
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test with its lesson: the notebook runs of tests/test_notebooks.py by their notebook,
+    and every test in tests/test_nbNN*_*.py by its file name."""
+    for item in items:
+        stem = item.callspec.id if item.path.name == 'test_notebooks.py' and hasattr(item, 'callspec') else item.path.name
+        if (m := lesson_marker(stem)) in LESSONS:
+            item.add_marker(getattr(pytest.mark, m))

@@ -1,10 +1,10 @@
 """The generated package must match the notebooks, import on its own, and notebooks must be clean."""
-import os, subprocess, sys
+import ast, builtins, importlib, os, subprocess, symtable, sys, types
 from pathlib import Path
 
 import pytest
 
-from notebook2script import natural_key
+from nbio import natural_key
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = sorted((p.stem for p in (ROOT / 'exp').glob('nb_*.py')), key=natural_key)
@@ -31,3 +31,85 @@ def test_module_imports_in_fresh_interpreter(module, tmp_path):
                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     assert res.returncode == 0, f'import exp.{module} failed:\n{res.stderr}'
     assert not (tmp_path / 'data').exists(), f'importing exp.{module} touched the data folder'
+
+
+# ---------------------------------------------------------------- __all__ and imports
+
+def _star_base(tree):
+    "The `exp.nb_X` module a generated module star-imports, or None."
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and [a.name for a in node.names] == ['*']: return node.module
+    return None
+
+
+def unbound_globals(src, filename, provided):
+    """Globals that code in `src` reads (at module level or in any function, class, lambda or
+    comprehension) but that the module neither binds (def, class, assignment, import, `global` in a
+    function) nor gets from `provided` (the star-imported names) or builtins: {name: scope reading it}."""
+    top = symtable.symtable(src, filename, 'exec')
+    bound = {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported() or s.is_namespace()}
+    reads = {}
+    def walk(table):
+        for s in table.get_symbols():
+            if table is top or s.is_global():
+                if table is not top and s.is_declared_global() and s.is_assigned(): bound.add(s.get_name())
+                if s.is_referenced(): reads.setdefault(s.get_name(), table.get_name())
+        for child in table.get_children(): walk(child)
+    walk(top)
+    known = bound | set(provided) | set(dir(builtins)) | {'__file__', '__name__', '__doc__', '__spec__'}
+    return {n: where for n, where in reads.items() if n not in known}
+
+
+def test_unbound_globals_finds_a_missing_import():
+    "The checker below must see a module that uses `math` without importing it, in any scope."
+    src = 'import torch\ndef f(x): return math.sqrt(x) + torch.ones(1)\nclass C:\n    y = [np.pi for _ in range(2)]\n'
+    assert set(unbound_globals(src, 'm.py', provided=[])) == {'math', 'np'}
+    assert unbound_globals(src, 'm.py', provided=['math', 'np']) == {}
+    assert unbound_globals('def g():\n    global z\n    z = 1\nprint(z)\n', 'm.py', provided=[]) == {}
+
+
+@pytest.mark.parametrize('module', MODULES)
+def test_module_imports_what_it_uses(module):
+    """A module reads only globals it defines, imports, or gets from the previous module's `__all__`:
+    names imported by earlier modules are not re-exported, so each module imports torch, nn, F, ... itself."""
+    src = (ROOT / 'exp' / f'{module}.py').read_text(encoding='utf-8')
+    base = _star_base(ast.parse(src))
+    provided = importlib.import_module(base).__all__ if base else []
+    missing = unbound_globals(src, f'exp/{module}.py', provided)
+    assert not missing, f'exp/{module}.py reads globals it neither defines nor imports: {missing}'
+
+
+def test_all_of_every_module_lists_live_objects_only():
+    "Every name in `__all__` exists; no module objects; nothing private; each module's `__all__` is unique."
+    for module in MODULES:
+        m = importlib.import_module(f'exp.{module}')
+        assert isinstance(m.__all__, list) and len(set(m.__all__)) == len(m.__all__), module
+        absent = [n for n in m.__all__ if not hasattr(m, n)]
+        assert not absent, f'exp.{module}.__all__ names what it does not define: {absent}'
+        assert not [n for n in m.__all__ if n.startswith('_')], module
+
+
+def test_nb_10c_all_holds_no_modules():
+    m = importlib.import_module('exp.nb_10c')
+    mods = [n for n in m.__all__ if isinstance(getattr(m, n), types.ModuleType)]
+    assert not mods, f'exp.nb_10c.__all__ exports modules: {mods}'
+    for name in ['torch', 'nn', 'F', 'math', 'partial', 'Path', 'plt', 'np']: assert name not in m.__all__
+    ns = {}
+    exec('from exp.nb_10c import *', ns)
+    assert 'torch' not in ns and set(ns) - {'__builtins__'} == set(m.__all__)
+
+
+def test_00_exports_finds_its_notebook_from_any_folder(tmp_path):
+    "00's cell that opens 00_exports.ipynb works whatever the working directory (issue 17 item 6)."
+    import json
+    cells = json.loads((ROOT / 'nbs' / '00_exports.ipynb').read_text(encoding='utf-8'))['cells']
+    src = lambda c: ''.join(c['source'])
+    imports = next(src(c) for c in cells if c['cell_type'] == 'code' and 'import' in src(c))
+    opener = next(src(c) for c in cells if c['cell_type'] == 'code' and "'00_exports.ipynb'" in src(c))
+    code = imports + '\n' + opener + '\nprint(nb_path.resolve(), len(nb["cells"]))\n'
+    env = {**os.environ, 'PYTHONPATH': str(ROOT)}
+    for cwd in [tmp_path, ROOT, ROOT / 'nbs']:
+        res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+        assert res.returncode == 0, f'from {cwd}:\n{res.stderr}'
+        assert res.stdout.split()[0] == str((ROOT / 'nbs' / '00_exports.ipynb').resolve())
+        assert int(res.stdout.split()[1]) == len(cells)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from notebook2script import natural_key
+from nbio import natural_key
 from run_notebook import run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,3 +23,17 @@ def test_notebook(nb):
     res = run_notebook(nb, quick=True, cell_timeout=CELL_TIMEOUT, timeout=NOTEBOOK_TIMEOUT)
     if res.status != 'ok':
         pytest.fail(res.report(), pytrace=False)
+
+
+def test_lesson_marker_selects_notebook_and_its_tests():
+    "`pytest -m nb09b` collects 09b's notebook run and the tests of tests/test_nb09b_*.py, without warnings."
+    import subprocess, sys
+    res = subprocess.run([sys.executable, '-m', 'pytest', '--collect-only', '-q', '-m', 'nb09b', '-W', 'error',
+                          'tests/test_notebooks.py', 'tests/test_nb09b_learner.py', 'tests/test_nb09_optimizers.py'],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    ids = [l for l in res.stdout.splitlines() if '::' in l]
+    assert 'tests/test_notebooks.py::test_notebook[09b_learner]' in ids
+    assert len(ids) > 1 and all(i.startswith('tests/test_nb09b_learner.py::') for i in ids
+                                if i != 'tests/test_notebooks.py::test_notebook[09b_learner]')
+    assert 'PytestUnknownMarkWarning' not in res.stdout + res.stderr

@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import run_notebook as rn  # noqa: E402
+from nbio import natural_key  # noqa: E402
 from run_notebook import (NotebookInputError, cell_flags, collect_notebooks, is_self_export, main,  # noqa: E402
-                          natural_key, parse_param_value, run_notebook, run_notebooks)
+                          parse_param_value, run_notebook, run_notebooks)
 
 
 def cuda_present():
@@ -247,6 +248,11 @@ def test_quick_params_flags_cwd_html(tmp_path, capsys):
     text = (html / "01_flags.html").read_text()
     assert "values 1 hello 0.001" in text and "image/png" in text
     assert "injected by run_notebook.py" in text
+    # the raw quick cell is shown as labelled values, said to be used; skipped cells say why
+    assert "Quick values" in text and "used in this run: the cell above sets them" in text
+    assert "skipped: a #slow cell, not run with --quick" in text
+    assert "skipped: this cell runs notebook2script" in text
+    assert text.count("skipped: ") == (4 if cuda else 5)
     assert [p.name for p in html.iterdir()] == ["01_flags.html"]       # no temp file left behind
     assert nb_path.read_bytes() == before_nb                            # notebook never written
     assert not (tmp_path / "exp").exists()                              # the exporter never ran
@@ -254,9 +260,13 @@ def test_quick_params_flags_cwd_html(tmp_path, capsys):
     # a full run: the lesson values, #slow cells run, nothing injected
     for f in nbs.glob("ran_*"):
         f.unlink()
-    res = run_notebook(nb_path)
+    res = run_notebook(nb_path, html_dir=html)
     assert res.ok, res.report()
     assert res.injected is None and len(res.nb.cells) == 10
+    assert res.nb.cells[3].cell_type == "markdown" and "epochs = 1  # quick" in res.nb.cells[3].source
+    text = (html / "01_flags.html").read_text()
+    assert "not used in this run, which keeps the values above" in text and "values 8 full 0.1" in text
+    assert "skipped: a #slow cell" not in text and "skipped: this cell runs notebook2script" in text
     seen = json.loads((nbs / "seen.json").read_text())
     assert (seen["epochs"], seen["name"], seen["lr"]) == (8, "full", 0.1)
     assert (nbs / "ran_slow").exists()
@@ -289,12 +299,14 @@ def test_failure_reports_file_cell_index(tmp_path):
     res = results[0]
     assert res.status == "FAILED" and not res.ok
     assert res.failed_cell == 4                          # index in the file, not shifted by injection
+    assert res.failed_count == 4                         # params, injected, 3, 4: the traceback's In[4]
+    assert "Cell In[4]" in res.error
     assert res.cell_source.startswith("def boom(v):")
     assert res.nb.cells[2].source.startswith("# injected by run_notebook.py")
     assert res.injected.endswith("n = 3")
     assert "ZeroDivisionError" in res.error and "boom" in res.error
     report = res.report()
-    assert "10_b.ipynb, cell 4" in report and "def boom(v):" in report and "ZeroDivisionError" in report
+    assert "10_b.ipynb, cell 4 (In [4] in the traceback)" in report and "def boom(v):" in report and "ZeroDivisionError" in report
     assert "\x1b[" not in report
     assert not (tmp_path / "after_failure").exists()
     assert not (tmp_path / "ran_10b").exists()
@@ -353,3 +365,98 @@ def test_timeouts_name_the_cell_and_stop_the_kernel(tmp_path):
     assert res.failed_cell == 2 and "--timeout" in res.report()
     assert "sleeping" in res.nb.cells[2].outputs[0]["text"]
     assert 5 < res.seconds < 15
+
+
+# ----------------------------------------------------------------------------- default time limits
+
+def recorded_times(text):
+    """Wall times in seconds recorded in RESULTS.md's tables: {notebook: [row total, ...]}.
+
+    A row's total adds every `N s` in its wall-time column (several fits of one row may share a cell),
+    so it bounds the longest cell of that row from above; `ms`/`µs` timings are not seconds."""
+    out, col = {}, None
+    for line in text.splitlines():
+        if not line.startswith("|"):
+            col = None
+            continue
+        cells = [c.strip() for c in line.replace("\\|", "/").strip("|").split("|")]
+        if "wall time" in cells:
+            col = cells.index("wall time")
+            continue
+        if col is None or set(cells[0]) <= set("-: "):
+            continue
+        secs = [float(n.replace(",", "")) for n in re.findall(r"(?<![\w.,])(\d[\d,]*(?:\.\d+)?) s\b", cells[col])]
+        if secs:
+            out.setdefault(cells[0], []).append(sum(secs))
+    return out
+
+
+def test_recorded_times_parser():
+    table = ("| notebook | what | wall time |\n|---|---|---|\n| 10b_x | four fits \\| a | 809 s / 1,801 s |\n"
+             "| 10b_x | again | 1.5 ms / 3 s (notebook) |\n| 01_y | tiny | 168 µs |\n\ntext 99 s\n")
+    assert recorded_times(table) == {"10b_x": [2610.0, 3.0]}
+
+
+def test_full_run_defaults_cover_recorded_times():
+    """`python run_notebook.py nbs/` must not cut a full lesson: the default limits of a full run are at
+    least twice the longest cell and the longest notebook recorded in RESULTS.md (a slower machine)."""
+    times = recorded_times((ROOT / "RESULTS.md").read_text(encoding="utf-8"))
+    assert len(times) >= 10 and "10b_mixup_label_smoothing" in times      # the parser still finds the tables
+    longest_cell = max(max(v) for v in times.values())
+    longest_notebook = max(sum(v) for v in times.values())
+    assert longest_cell >= 3000                                            # 10b's four fits, 3,153 s
+    cell, notebook = rn.default_limits(quick=False)
+    assert cell >= 2 * longest_cell, (cell, longest_cell)
+    assert notebook >= 2 * longest_notebook, (notebook, longest_notebook)
+    assert rn.default_limits(quick=True) == (600, 1800)                    # quick mode / CI keep theirs
+    args = rn.build_parser().parse_args(["nbs"])
+    assert (args.cell_timeout, args.timeout) == (None, None)               # resolved per mode
+
+
+# ----------------------------------------------------------------------------- the README's commands
+
+def readme_commands():
+    "Every `python run_notebook.py ...` command of the README (code blocks and inline), as argument lists."
+    import shlex
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    cmds = []
+    lines = [l for block in re.findall(r"```bash\n(.*?)```", text, re.S) for l in block.splitlines()]
+    lines += re.findall(r"(?<!`)`(python run_notebook\.py [^`]*)`", text)       # inline, as in the tables
+    for line in lines:
+        for part in line.split("&&"):
+            words = shlex.split(part, comments=True)
+            if words[:2] == ["python", "run_notebook.py"]:
+                cmds.append(words[2:])
+    return cmds
+
+
+def _expand(paths):
+    import glob
+    out = []
+    for p in paths:
+        hits = sorted(glob.glob(str(ROOT / p))) if any(c in p for c in "*?[") else [str(ROOT / p)]
+        assert hits, f"README: {p} matches nothing"
+        out += hits
+    return out
+
+
+def test_readme_commands_resolve():
+    """Every README command parses, names notebooks that exist and parameters they have."""
+    cmds = readme_commands()
+    assert len(cmds) >= 5 and any("--quick" in c for c in cmds)
+    for words in cmds:
+        args = rn.build_parser().parse_args(words)
+        params = rn._parse_param_args(args.param)
+        plans = rn.prepare(_expand(args.paths), args.quick, params)
+        assert plans, words
+
+
+def test_readme_single_lesson_quick_command_runs(tmp_path):
+    """The first quick-mode command for one notebook in the README runs for real and passes."""
+    single = [w for w in readme_commands() if "--quick" in w and len(w) and w[-1].endswith(".ipynb")
+              and "--html" not in w]
+    assert single, "the README should show a quick run of one lesson"
+    words = single[0]
+    args = rn.build_parser().parse_args(words)
+    res = rn.run_notebooks(_expand(args.paths), quick=True, params=rn._parse_param_args(args.param))
+    assert len(res) == 1 and res[0].ok, res[0].report()

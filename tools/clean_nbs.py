@@ -12,18 +12,15 @@ Importable: `clean_notebook(nb)`, `clean_text(nb)`, `is_clean(path)`, `main(argv
 import argparse
 import copy
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
+from nbio import NotebookError, natural_key, read_notebook_text, write_atomic  # noqa: E402
+
 PROG = 'clean_nbs'
 KERNELSPEC = {'display_name': 'Python 3', 'language': 'python', 'name': 'python3'}
-
-
-class NotebookError(Exception):
-    """A file that is not a readable nbformat 4 notebook; the message names the file."""
 
 
 def clean_notebook(nb):
@@ -49,46 +46,19 @@ def clean_text(nb):
     return json.dumps(clean_notebook(nb), indent=1, sort_keys=True, ensure_ascii=False) + '\n'
 
 
-def read_notebook(path):
-    """(raw text, notebook dict) of `path`; raises NotebookError naming the file."""
-    path = Path(path)
-    if not path.is_file(): raise NotebookError(f'{path}: no such file')
-    try: text = path.read_bytes().decode('utf-8')
-    except UnicodeDecodeError as e: raise NotebookError(f'{path}: not UTF-8 ({e.reason} at byte {e.start})')
-    try: nb = json.loads(text.removeprefix('\ufeff'))
-    except json.JSONDecodeError as e:
-        raise NotebookError(f'{path}: invalid JSON (line {e.lineno}, column {e.colno}: {e.msg})')
-    if not isinstance(nb, dict) or not isinstance(nb.get('cells'), list):
-        raise NotebookError(f"{path}: not a notebook (no 'cells' list)")
-    if nb.get('nbformat') != 4:
-        raise NotebookError(f"{path}: not an nbformat 4 notebook (nbformat={nb.get('nbformat')!r})")
-    for i, cell in enumerate(nb['cells']):
-        if not isinstance(cell, dict) or not isinstance(cell.get('metadata', {}), dict):
-            raise NotebookError(f'{path}: cell {i} is not a notebook cell')
-    return text, nb
-
-
 def is_clean(path):
     """True when the file at `path` is byte for byte what cleaning would write."""
-    text, nb = read_notebook(path)
+    text, nb = read_notebook_text(path)
     return text == clean_text(nb)
 
 
 def clean_file(path):
     """Clean the notebook at `path` in place (atomically); returns True if it changed."""
     path = Path(path)
-    text, nb = read_notebook(path)
+    text, nb = read_notebook_text(path)
     new = clean_text(nb)
     if new == text: return False
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f: f.write(new.encode('utf-8'))
-        os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        try: os.unlink(tmp)
-        except FileNotFoundError: pass
-        raise
+    write_atomic(path, new)
     return True
 
 
@@ -112,7 +82,7 @@ def main(argv=None):
                    help='change nothing; exit 1 listing every notebook that is not clean')
     args = p.parse_args(argv)
     if args.notebooks: paths = [Path(n) for n in args.notebooks]
-    elif args.nbs.is_dir(): paths = sorted(args.nbs.glob('*.ipynb'))
+    elif args.nbs.is_dir(): paths = sorted(args.nbs.glob('*.ipynb'), key=natural_key)
     else:
         print(f'{PROG}: error: {args.nbs}: no such folder', file=sys.stderr)
         return 2
@@ -126,7 +96,7 @@ def main(argv=None):
             print(f"{len(paths)} notebook{'s' if len(paths) != 1 else ''} clean")
             return 0
         # read everything first, so a bad notebook stops the run before any file changes
-        for path in paths: read_notebook(path)
+        for path in paths: read_notebook_text(path)
         for path in paths:
             if clean_file(path): print(f'cleaned {_shown(path)}')
     except NotebookError as e:
