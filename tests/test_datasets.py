@@ -131,7 +131,9 @@ def test_registry_and_url_filename():
     assert folders == {'MNIST': None, 'IMAGENETTE_160': 'imagenette2-160', 'IMAGEWOOF_160': 'imagewoof2-160',
                        'PETS': 'oxford-iiit-pet', 'IMDB': 'aclImdb', 'IMDB_SAMPLE': 'imdb_sample',
                        'WIKITEXT_2': 'wikitext-2', 'WIKITEXT_103': 'wikitext-103'}
-    assert all(info.sha256 is None for info in DATASETS.values())   # none is known for sure: none invented
+    # only MNIST's canonical checksum is known (the mirror's SHA256SUMS lists the same file): none invented
+    assert {u: i.sha256 for u, i in DATASETS.items() if i.sha256} == {
+        URLs.MNIST: '83390dc2e85a0f578a4a61ef919e56b43ef760d05511117686cfc2ec41965672'}
     assert url_filename(URLs.MNIST) == 'mnist.pkl.gz'
     assert url_filename('http://h/a/b%20c.tgz?x=1') == 'b c.tgz'
     with pytest.raises(DatasetError, match='file name'): url_filename('http://host/')
