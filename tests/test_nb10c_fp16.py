@@ -425,3 +425,16 @@ def test_model_to_half_keeps_the_lesson_norms_in_fp32(name, std):
     test_eq(out.dtype, torch.float16)
     assert out.isfinite().all(), f'{name}: {(~out.isfinite()).sum().item()} non-finite outputs'
     test_near(out.float(), ref(x.half().float()), eps=2e-2)
+
+
+@pytest.mark.parametrize('name', list(LESSON_NORMS))
+def test_half_model_with_a_lesson_norm_runs_forward_and_backward(name):
+    torch.manual_seed(0)
+    m = model_to_half(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), LESSON_NORMS[name](), nn.ReLU(), nn.Conv2d(4, 2, 1)))
+    out = m(torch.randn(16, 3, 8, 8).half() * 2)
+    test_eq(out.dtype, torch.float16)
+    out.float().pow(2).mean().backward()
+    for p in m.parameters():
+        test_eq(p.grad.dtype, p.dtype)
+        assert p.grad.isfinite().all()
+    test_eq({p.dtype for p in m[1].parameters()}, {torch.float32})
