@@ -122,7 +122,8 @@ class DatasetInfo:
     note: str = ''
 
 DATASETS = {
-    URLs.MNIST: DatasetInfo('MNIST', None, note='gzipped pickle ((x_train, y_train), (x_valid, y_valid), '
+    URLs.MNIST: DatasetInfo('MNIST', None, sha256='83390dc2e85a0f578a4a61ef919e56b43ef760d05511117686cfc2ec41965672',
+                            note='gzipped pickle ((x_train, y_train), (x_valid, y_valid), '
                             '(x_test, y_test)); 50,000/10,000/10,000 flattened 28x28 images, floats in [0, 1)'),
     URLs.IMAGENETTE_160: DatasetInfo('Imagenette (160 px)', 'imagenette2-160',
                                      note='10 easy ImageNet classes, {train,val}/<wnid>/*.JPEG; 9,469 / 3,925 images'),
@@ -278,6 +279,17 @@ def download_data(url, dest=None, sha256=None, force=False):
     return _download(url, dest, sha256 or (info.sha256 if info else None))
 
 
+def check_sha256(path, expected):
+    "Return `path` if its SHA-256 is `expected`; otherwise a DatasetError (the file is left as it is, and not read further)"
+    path = Path(path)
+    if not path.is_file(): raise DatasetError(f"{path} is not a file, so its checksum cannot be checked")
+    got = file_sha256(path)
+    if got != expected.lower():
+        raise DatasetError(f"checksum mismatch for {path}:\n  expected sha256 {expected.lower()}\n  got      sha256 {got}\n"
+                           f"It is not the file it should be, so it was not opened. Delete it and fetch it again.")
+    return path
+
+
 def _inside(real_root, path, resolve):
     "Is `path` inside the resolved folder `real_root`? With `resolve`, follow the links already on disk"
     p = os.path.realpath(path) if resolve else os.path.normpath(path)
@@ -348,6 +360,21 @@ def _extract_zip(archive, root):
             with zf.open(info) as src, open(target, 'wb') as dst: shutil.copyfileobj(src, dst, 1 << 20)
 
 
+def _check_final_links(archive, tmp, root):
+    "Refuse `archive` if a symlink under `root` (in the extraction folder `tmp`) resolves, in the finished tree, outside `root`"
+    real_root, todo = os.path.realpath(root), [str(root)]
+    while todo:
+        with os.scandir(todo.pop()) as it:
+            for e in it:
+                if e.is_symlink():
+                    if not _inside(real_root, e.path, resolve=True):
+                        name = Path(os.path.relpath(e.path, tmp)).as_posix()
+                        raise DatasetError(f"{Path(archive).name}: refusing to extract member {name!r}: it is a symlink "
+                                           f"to {os.readlink(e.path)!r}, which in the extracted tree leads outside the "
+                                           "dataset folder. Nothing was kept.")
+                elif e.is_dir(follow_symlinks=False): todo.append(e.path)
+
+
 ARCHIVE_EXTS = ('.tar.gz', '.tgz', '.tar', '.tar.bz2', '.tbz2', '.tar.xz', '.txz', '.zip')
 
 def archive_stem(fname):
@@ -373,6 +400,7 @@ def extract_archive(archive, dest, replace=False):
                                "kept; delete it and try again.") from e
         kids = list(tmp.iterdir())
         src = kids[0] if len(kids) == 1 and kids[0].is_dir() and not kids[0].is_symlink() else tmp
+        _check_final_links(archive, tmp, src)   # every link, resolved in the finished tree, stays in src
         if src == tmp: os.chmod(tmp, 0o755)   # mkdtemp makes it private
         if dest.exists():
             if not replace: return dest       # another process finished the same extraction first

@@ -18,9 +18,12 @@ import torch
 from torch import tensor
 
 
-def get_data(path=None):
+def get_data(path=None, sha256=None):
     "MNIST as tensors `x_train, y_train, x_valid, y_valid`: x float32 (n, 784) in [0, 1), y int64 labels."
-    path = download_data(URLs.MNIST) if path is None else Path(path)
+    if path is None:   # the registry's file: always checked against the canonical checksum before unpickling
+        path, sha256 = download_data(URLs.MNIST), sha256 or DATASETS[URLs.MNIST].sha256
+    else: path = Path(path)   # a file you pass is unpickled as it is, unless you give its `sha256`
+    if sha256: check_sha256(path, sha256)
     try:
         with gzip.open(path, 'rb') as f: (x_train, y_train), (x_valid, y_valid), _ = pickle.load(f, encoding='latin-1')
     except (OSError, EOFError, ValueError, TypeError, pickle.UnpicklingError) as e:

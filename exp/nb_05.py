@@ -113,16 +113,20 @@ def annealer(f):
     def _make(start, end): return partial(f, start, end)
     return _make
 
+# Each is written as a weighted mean, start*(1-w) + end*w: exactly `start` at pos 0 and `end` at pos 1
+# (start + pos*(end - start) gives end only up to rounding: 0.1 + (1e-6 - 0.1) is 1.000000000001e-06)
 @annealer
-def sched_lin(start, end, pos): return start + pos * (end - start)
+def sched_lin(start, end, pos): return start * (1 - pos) + end * pos
 @annealer
-def sched_cos(start, end, pos): return start + (1 - math.cos(math.pi * pos)) * (end - start) / 2
+def sched_cos(start, end, pos):
+    w = (1 - math.cos(math.pi * pos)) / 2                     # 0 at pos 0, exactly 1 at pos 1 (cos(pi) is -1.0)
+    return start * (1 - w) + end * w
 @annealer
 def sched_no(start, end, pos): return start
 @annealer
 def sched_exp(start, end, pos):
     if start <= 0 or end <= 0: raise ValueError(f'sched_exp needs start > 0 and end > 0, got {start}, {end}')
-    return start * (end / start) ** pos
+    return start ** (1 - pos) * end ** pos                  # exact at both ends too
 
 
 def combine_scheds(pcts, scheds):

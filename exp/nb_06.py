@@ -53,7 +53,7 @@ class Lambda(nn.Module):
 
 def flatten(x):
     "(bs, c, 1, 1) -> (bs, c): keep the batch dimension, merge all the others."
-    return x.view(x.shape[0], -1)
+    return x.reshape(x.shape[0], -1)   # reshape, not view: a channels-last x has no such view
 
 
 def default_device():

@@ -34,7 +34,15 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class BatchNorm(nn.Module):
+class StatNorm(nn.Module):
+    "Base class of the norm layers that compute statistics of their input: they stay fp32 in mixed precision (lesson 10c)"
+    def compute_dtype(self, x):
+        "The dtype to compute in: the wider of `x`'s and the parameters' (fp32 for fp16 `x` into an fp32 layer)"
+        p = next(self.parameters(), None)
+        return x.dtype if p is None else torch.promote_types(x.dtype, p.dtype)
+
+
+class BatchNorm(StatNorm):
     "Batch norm for (bs, nf, h, w) inputs, from scratch, with `nn.BatchNorm2d`'s conventions for `mom` and `eps`."
     def __init__(self, nf, mom=0.1, eps=1e-5):
         super().__init__()
@@ -58,8 +66,9 @@ class BatchNorm(nn.Module):
 
     def forward(self, x):
         if x.ndim != 4: raise ValueError(f'BatchNorm: expected a (bs, nf, h, w) input, got shape {tuple(x.shape)}')
-        m, v = self.update_stats(x) if self.training else (self.means, self.vars)
-        return (x - m) / (v + self.eps).sqrt() * self.mults + self.adds
+        xf = x.to(self.compute_dtype(x))                              # fp32 for an fp16 input (lesson 10c)
+        m, v = self.update_stats(xf) if self.training else (self.means, self.vars)
+        return ((xf - m) / (v + self.eps).sqrt() * self.mults + self.adds).to(x.dtype)
 
 
 def conv_layer(ni, nf, ks=3, stride=2, bn=True, **kwargs):
@@ -69,7 +78,7 @@ def conv_layer(ni, nf, ks=3, stride=2, bn=True, **kwargs):
     return nn.Sequential(*layers)
 
 
-class LayerNorm(nn.Module):
+class LayerNorm(StatNorm):
     "Normalise each item over all its channels and pixels, then scale and shift by one learnt number each."
     def __init__(self, eps=1e-5):
         super().__init__()
@@ -77,12 +86,13 @@ class LayerNorm(nn.Module):
         self.mult = nn.Parameter(torch.tensor(1.))
         self.add  = nn.Parameter(torch.tensor(0.))
     def forward(self, x):
+        xf = x.to(self.compute_dtype(x))
         dims = tuple(range(1, x.ndim))                                # all but the batch dimension
-        m = x.mean(dims, keepdim=True)
-        v = x.var (dims, keepdim=True, unbiased=False)
-        return (x - m) / (v + self.eps).sqrt() * self.mult + self.add
+        m = xf.mean(dims, keepdim=True)
+        v = xf.var (dims, keepdim=True, unbiased=False)
+        return ((xf - m) / (v + self.eps).sqrt() * self.mult + self.add).to(x.dtype)
 
-class InstanceNorm(nn.Module):
+class InstanceNorm(StatNorm):
     "Normalise each channel of each item over its pixels, then a learnt scale and shift per channel."
     def __init__(self, nf, eps=1e-5):
         super().__init__()
@@ -90,11 +100,12 @@ class InstanceNorm(nn.Module):
         self.mults = nn.Parameter(torch.ones (nf, 1, 1))
         self.adds  = nn.Parameter(torch.zeros(nf, 1, 1))
     def forward(self, x):
-        m = x.mean((2, 3), keepdim=True)                              # (bs, nf, 1, 1)
-        v = x.var ((2, 3), keepdim=True, unbiased=False)
-        return (x - m) / (v + self.eps).sqrt() * self.mults + self.adds
+        xf = x.to(self.compute_dtype(x))
+        m = xf.mean((2, 3), keepdim=True)                             # (bs, nf, 1, 1)
+        v = xf.var ((2, 3), keepdim=True, unbiased=False)
+        return ((xf - m) / (v + self.eps).sqrt() * self.mults + self.adds).to(x.dtype)
 
-class GroupNorm(nn.Module):
+class GroupNorm(StatNorm):
     "Split the `nf` channels in `num_groups` groups; normalise each group of each item, then scale and shift per channel."
     def __init__(self, num_groups, nf, eps=1e-5):
         super().__init__()
@@ -104,14 +115,15 @@ class GroupNorm(nn.Module):
         self.mults = nn.Parameter(torch.ones (nf, 1, 1))
         self.adds  = nn.Parameter(torch.zeros(nf, 1, 1))
     def forward(self, x):
-        xg = x.view(x.shape[0], self.num_groups, -1)                  # (bs, groups, nf/groups * h * w)
+        # reshape, not view: a channels-last or permuted x has no (bs, groups, -1) view; reshape copies it then
+        xg = x.to(self.compute_dtype(x)).reshape(x.shape[0], self.num_groups, -1)   # (bs, groups, nf/groups * h * w)
         m = xg.mean(-1, keepdim=True)
         v = xg.var (-1, keepdim=True, unbiased=False)
         xg = (xg - m) / (v + self.eps).sqrt()
-        return xg.view(x.shape) * self.mults + self.adds
+        return (xg.reshape(x.shape) * self.mults + self.adds).to(x.dtype)
 
 
-class RunningBatchNorm(nn.Module):
+class RunningBatchNorm(StatNorm):
     "Batch norm that normalises with running statistics in training too (lesson 11's simplified form): works at small bs."
     def __init__(self, nf, mom=0.1, eps=1e-5):
         super().__init__()
@@ -139,7 +151,8 @@ class RunningBatchNorm(nn.Module):
     def forward(self, x):
         if x.ndim != 4:
             raise ValueError(f'RunningBatchNorm: expected a (bs, nf, h, w) input, got shape {tuple(x.shape)}')
-        if self.training: sums, sqrs, count = self.update_stats(x)
+        xf = x.to(self.compute_dtype(x))                              # fp32 for an fp16 input: x*x overflows fp16
+        if self.training: sums, sqrs, count = self.update_stats(xf)
         elif self.batch == 0:
             raise RuntimeError('RunningBatchNorm: no statistics yet; run some batches in training mode first')
         else: sums, sqrs, count = self.sums, self.sqrs, self.count
@@ -148,4 +161,4 @@ class RunningBatchNorm(nn.Module):
         var = torch.where(self.batch < 20, var.clamp_min(0.01), var)
         factor = self.mults / (var + self.eps).sqrt()                 # (1, nf, 1, 1)
         offset = self.adds - means * factor
-        return x * factor + offset
+        return (xf * factor + offset).to(x.dtype)

@@ -190,7 +190,7 @@ def split_by_func(items, f):
 
 def random_splitter(fn, p_valid=0.2, seed=0):
     "True (validation) for a fraction `p_valid` of items, chosen by a hash of `seed` and `fn`'s name and folder name"
-    key = '/'.join(Path(fn).parts[-2:]) if isinstance(fn, os.PathLike) else str(fn)
+    key = '/'.join(Path(os.fspath(fn)).parts[-2:])   # the same for a str and a Path of the same file
     h = hashlib.blake2b(f'{seed}|{key}'.encode(), digest_size=8).digest()
     return int.from_bytes(h, 'little') < p_valid * 2**64
 

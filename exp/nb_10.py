@@ -255,6 +255,9 @@ def translation_matrix(tx, ty):
 def affine_batch(x, mats, size=None, mode='bilinear', padding_mode='reflection', align_corners=False):
     "Resample each image of `x` (bs, c, h, w) through its own matrix in `mats` (bs, 3, 3) or (bs, 2, 3), in one call."
     if x.ndim != 4: raise ValueError(f'affine_batch: x must be a batch (bs, c, h, w), got shape {tuple(x.shape)}')
+    if not x.is_floating_point():
+        raise TypeError(f'affine_batch: x must be floats, got {x.dtype}; convert a batch of bytes (uint8) with '
+                        'byte_to_float(x) first')
     bs, c, h, w = x.shape
     if mats.ndim != 3 or mats.shape[0] != bs or mats.shape[-1] != 3 or mats.shape[-2] not in (2, 3):
         raise ValueError(f'affine_batch: mats must be ({bs}, 3, 3) or ({bs}, 2, 3) for this batch, got {tuple(mats.shape)}')

@@ -57,10 +57,12 @@ from torch import nn
 import torch.nn.functional as F
 
 
-bn_types = (nn.modules.batchnorm._BatchNorm,)    # nn.BatchNorm1d/2d/3d, nn.SyncBatchNorm
+# kept in fp32: torch's batch norms (nn.BatchNorm1d/2d/3d, nn.SyncBatchNorm) and every norm of lesson 07
+# (BatchNorm, RunningBatchNorm, LayerNorm, InstanceNorm, GroupNorm: all subclass StatNorm, which computes in fp32)
+bn_types = (nn.modules.batchnorm._BatchNorm, StatNorm)
 
 def model_to_half(model, dtype=torch.float16):
-    "Cast the params and float buffers of `model` to `dtype` (fp16 or bf16) in place, except in batch-norm layers"
+    "Cast the params and float buffers of `model` to `dtype` (fp16 or bf16) in place, except in norm layers (`bn_types`)"
     for m in model.modules():
         if isinstance(m, bn_types): continue
         for p in m.parameters(recurse=False):

@@ -131,7 +131,9 @@ def test_registry_and_url_filename():
     assert folders == {'MNIST': None, 'IMAGENETTE_160': 'imagenette2-160', 'IMAGEWOOF_160': 'imagewoof2-160',
                        'PETS': 'oxford-iiit-pet', 'IMDB': 'aclImdb', 'IMDB_SAMPLE': 'imdb_sample',
                        'WIKITEXT_2': 'wikitext-2', 'WIKITEXT_103': 'wikitext-103'}
-    assert all(info.sha256 is None for info in DATASETS.values())   # none is known for sure: none invented
+    # only MNIST's canonical checksum is known (the mirror's SHA256SUMS lists the same file): none invented
+    assert {u: i.sha256 for u, i in DATASETS.items() if i.sha256} == {
+        URLs.MNIST: '83390dc2e85a0f578a4a61ef919e56b43ef760d05511117686cfc2ec41965672'}
     assert url_filename(URLs.MNIST) == 'mnist.pkl.gz'
     assert url_filename('http://h/a/b%20c.tgz?x=1') == 'b c.tgz'
     with pytest.raises(DatasetError, match='file name'): url_filename('http://host/')
@@ -385,3 +387,58 @@ def test_imagenette_from_the_shared_mirror(data, monkeypatch):
         assert time.perf_counter() - t0 < 0.5
     finally:   # pytest keeps the last runs' tmp folders: do not leave 13,000 images in each
         shutil.rmtree(data, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- links checked against the final tree (issue 10)
+
+def escaping_links_under(root):
+    "Every symlink under `root` (not followed) whose fully resolved target is outside `root`, as (link, target)."
+    real_root = os.path.realpath(root)
+    bad = []
+    for d, dirs, files in os.walk(root):                 # os.walk does not follow links to folders
+        for n in dirs + files:
+            p = os.path.join(d, n)
+            if not os.path.islink(p): continue
+            t = os.path.realpath(p)
+            if not (t == real_root or t.startswith(real_root + os.sep)): bad.append((os.path.relpath(p, root), t))
+    return bad
+
+
+# (name, target) in archive order: each link looks fine when it is created, the finished tree escapes
+LATE_LINKS = {
+    'chain': [('lt/l1', 'l2/l3/../..'), ('lt/l2', '.'), ('lt/l3', '.')],
+    # inside the temporary folder, but the single top folder 'lt' becomes the dataset: '..' is then its parent
+    'top_parent': [('lt/up', '..')],
+}
+
+
+def _late_links_archive(tmp_path, kind, case):
+    links = LATE_LINKS[case]
+    if kind == 'zip': return make_zip(tmp_path / f'{case}.zip', files=[('lt/ok.txt', 'fine')], links=links)
+    return make_tar(tmp_path / f'{case}.tgz', [tar_file('lt/ok.txt')] + [tar_link(n, t) for n, t in links])
+
+
+@pytest.mark.parametrize('case', list(LATE_LINKS))
+@pytest.mark.parametrize('kind', ['tar', 'zip'])
+def test_links_that_escape_in_the_final_tree_are_refused(tmp_path, kind, case):
+    arc = _late_links_archive(tmp_path, kind, case)
+    out = tmp_path / 'data'
+    try: path = extract_archive(arc, out / 'lt')
+    except DatasetError as e: msg = str(e)
+    else:   # whatever was extracted: walk it and resolve every link
+        pytest.fail(f'extracted, with links escaping {path}: {escaping_links_under(path)}')
+    assert arc.name in msg and 'refusing' in msg and 'outside' in msg, msg
+    assert repr(LATE_LINKS[case][0][0]) in msg, msg                  # names the escaping link
+    assert everything_under(out) == []                                # nothing kept, no temp folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([arc.name, 'data'])
+
+
+@pytest.mark.parametrize('kind', ['tar', 'zip'])
+def test_links_that_stay_inside_the_final_tree_are_kept(tmp_path, kind):
+    links = [('lt/a', 'b/c/..'), ('lt/b', '.'), ('lt/c', 'sub'), ('lt/sub/back', '../ok.txt')]
+    if kind == 'zip': arc = make_zip(tmp_path / 'ok.zip', files=[('lt/ok.txt', 'fine'), ('lt/sub/x', 'x')], links=links)
+    else: arc = make_tar(tmp_path / 'ok.tgz', [tar_file('lt/ok.txt'), tar_file('lt/sub/x')] + [tar_link(n, t) for n, t in links])
+    path = extract_archive(arc, tmp_path / 'data' / 'lt')
+    assert escaping_links_under(path) == []
+    assert sorted(n for n, _ in links) == sorted(f'lt/{p}' for p in everything_under(path) if (path / p).is_symlink())
+    assert (path / 'sub' / 'back').read_text() == ('fine' if kind == 'zip' else 'hello')

@@ -1,5 +1,5 @@
 """Oracle tests for lesson 01: every hand-written matrix multiply against torch.matmul."""
-import gzip, pickle
+import gzip, os, pickle
 
 import pytest
 import torch
@@ -58,3 +58,65 @@ def test_get_data_bad_file(tmp_path):
     with gzip.open(wrong, 'wb') as f: pickle.dump({'not': 'mnist'}, f)
     with pytest.raises(DatasetError, match='wrong.pkl.gz'):
         get_data(wrong)
+
+
+# ---------------------------------------------------------------- the MNIST pickle is verified before unpickling
+
+MNIST_SHA256 = '83390dc2e85a0f578a4a61ef919e56b43ef760d05511117686cfc2ec41965672'   # the mirror's SHA256SUMS
+
+
+def _forged_mnist(path):
+    "A gzipped pickle that is not the canonical MNIST file (unpickling it would run `os.system`)."
+    class Evil:
+        def __reduce__(self): return (os.system, ('echo owned',))
+    with gzip.open(path, 'wb') as f: pickle.dump(Evil(), f)
+    return path
+
+
+@pytest.fixture
+def no_pickle_load(monkeypatch):
+    "Make any call of pickle.load fail the test."
+    def forbidden(*a, **k): raise AssertionError('pickle.load was reached for a file that is not verified')
+    monkeypatch.setattr(pickle, 'load', forbidden)
+
+
+def test_registry_knows_the_mnist_checksum():
+    import exp.nb_00 as nb00
+    assert nb00.DATASETS[nb00.URLs.MNIST].sha256 == MNIST_SHA256
+
+
+def test_forged_mnist_in_the_data_folder_is_refused_before_unpickling(tmp_path, monkeypatch, no_pickle_load):
+    monkeypatch.setenv('EXP_DATA', str(tmp_path))
+    monkeypatch.delenv('EXP_MIRROR', raising=False)
+    _forged_mnist(tmp_path / 'mnist.pkl.gz')
+    with pytest.raises(DatasetError, match='checksum') as e: get_data()
+    assert MNIST_SHA256 in str(e.value) and 'mnist.pkl.gz' in str(e.value)
+
+
+def test_forged_mnist_from_a_mirror_is_refused_before_unpickling(tmp_path, monkeypatch, no_pickle_load):
+    "A mirror that lists the forged file with its own checksum: the mirror check passes, the canonical one does not."
+    import hashlib
+    mirror, data = tmp_path / 'mirror', tmp_path / 'data'
+    mirror.mkdir()
+    forged = _forged_mnist(mirror / 'mnist.pkl.gz')
+    (mirror / 'SHA256SUMS').write_text(f'{hashlib.sha256(forged.read_bytes()).hexdigest()}  mnist.pkl.gz\n')
+    monkeypatch.setenv('EXP_DATA', str(data))
+    monkeypatch.setenv('EXP_MIRROR', str(mirror))
+    with pytest.raises(DatasetError, match='checksum'): get_data()
+
+
+def test_forged_mnist_download_is_refused_and_not_kept(tmp_path, monkeypatch, no_pickle_load):
+    import io, urllib.request
+    body = _forged_mnist(tmp_path / 'forged.pkl.gz').read_bytes()
+    class Resp(io.BytesIO):
+        headers = {'Content-Length': str(len(body))}
+    monkeypatch.setattr(urllib.request, 'urlopen', lambda url, timeout=None: Resp(body))
+    monkeypatch.setenv('EXP_DATA', str(tmp_path / 'data'))
+    monkeypatch.delenv('EXP_MIRROR', raising=False)
+    with pytest.raises(DatasetError, match='checksum'): get_data()
+    assert not (tmp_path / 'data' / 'mnist.pkl.gz').exists()
+
+
+def test_get_data_checks_a_given_sha256(tmp_path, no_pickle_load):
+    forged = _forged_mnist(tmp_path / 'mine.pkl.gz')
+    with pytest.raises(DatasetError, match='checksum'): get_data(forged, sha256=MNIST_SHA256)

@@ -212,3 +212,27 @@ def test_create_learner():
     learn = create_learner(get_model_func(0.3), torch.nn.functional.cross_entropy, DataBunch(dl, dl, c=4))
     test_eq(learn.opt.param_groups[0]['lr'], 0.3)
     test_eq(learn.model(x).shape, (20, 4))
+
+
+@pytest.mark.parametrize('pct', [0.25, 0.3, 0.5])
+@pytest.mark.parametrize('lr', [1., 0.4, 3e-3])
+def test_one_cycle_is_exact_at_both_ends_and_at_pct_start(lr, pct):
+    lr_cb, mom_cb = one_cycle(lr, pct_start=pct, div_start=25., div_end=1e4)
+    assert [lr_cb.sched_funcs(p) for p in (0., pct, 1.)] == [lr / 25., lr, lr / 1e4]
+    assert [mom_cb.sched_funcs(p) for p in (0., pct, 1.)] == [0.95, 0.85, 0.95]
+
+
+@pytest.mark.parametrize('sched', ['sched_lin', 'sched_cos', 'sched_exp', 'sched_no'])
+def test_annealers_exact_at_both_ends(sched):
+    import exp.nb_05 as nb05
+    f = getattr(nb05, sched)
+    for start, end in [(0.1, 1e-6), (0.4, 0.04), (3e-3, 0.7), (0.95, 0.85)]:
+        s = f(start, end)
+        assert s(0.) == start and s(1.) == (start if sched == 'sched_no' else end), (start, end, s(0.), s(1.))
+
+
+def test_lesson_09_one_cycle_is_exact_at_the_ends():
+    from exp.nb_09 import one_cycle as one_cycle_09
+    lr_cb, mom_cb = one_cycle_09(0.1)
+    assert [lr_cb.sched_funcs(p) for p in (0., 0.3, 1.)] == [0.1 / 10., 0.1, 0.1 / 1e5]
+    assert [mom_cb.sched_funcs(p) for p in (0., 0.3, 1.)] == [0.95, 0.85, 0.95]

@@ -186,3 +186,54 @@ def test_running_batchnorm_errors():
     rbn = RunningBatchNorm(3).eval()
     test_raises(lambda: rbn(torch.randn(2, 3, 4, 4)), RuntimeError, contains='no statistics yet')
     test_raises(lambda: RunningBatchNorm(3)(torch.randn(2, 3)), ValueError, contains='shape (2, 3)')
+
+
+# ---------------------------------------------------------------- non-contiguous inputs (issue 10)
+
+def _layouts(x):
+    "The same values as `x` (bs, c, h, w) in other memory layouts: channels-last, a permuted view, a strided slice."
+    perm = x.permute(0, 1, 3, 2).contiguous().permute(0, 1, 3, 2)          # (bs, c, h, w) with h, w strides swapped
+    wide = torch.zeros(*x.shape[:3], 2 * x.shape[3]); wide[..., ::2] = x
+    return {'channels_last': x.contiguous(memory_format=torch.channels_last), 'permuted': perm, 'strided': wide[..., ::2]}
+
+
+def _pairs():
+    "(ours, reference) pairs with the same random affine parameters, for (bs, 6, h, w) inputs."
+    torch.manual_seed(1)
+    out = {}
+    gn, ref = GroupNorm(3, 6), nn.GroupNorm(3, 6)
+    with torch.no_grad(): ref.weight.uniform_(0.5, 2.); ref.bias.normal_(); gn.mults.copy_(ref.weight.view(6, 1, 1)); gn.adds.copy_(ref.bias.view(6, 1, 1))
+    out['GroupNorm'] = gn, ref
+    inn, ref = InstanceNorm(6), nn.InstanceNorm2d(6, affine=True)
+    with torch.no_grad(): ref.weight.uniform_(0.5, 2.); ref.bias.normal_(); inn.mults.copy_(ref.weight.view(6, 1, 1)); inn.adds.copy_(ref.bias.view(6, 1, 1))
+    out['InstanceNorm'] = inn, ref
+    out['LayerNorm'] = LayerNorm(), lambda x: F.layer_norm(x, x.shape[1:])
+    out['BatchNorm'] = paired_bn(6)
+    out['RunningBatchNorm'] = RunningBatchNorm(6), None                   # against itself on a contiguous copy
+    return out
+
+
+@pytest.mark.parametrize('layout', ['channels_last', 'permuted', 'strided'])
+@pytest.mark.parametrize('name', ['GroupNorm', 'InstanceNorm', 'LayerNorm', 'BatchNorm', 'RunningBatchNorm'])
+def test_norms_on_non_contiguous_inputs_match_the_reference(name, layout):
+    x = torch.randn(8, 6, 5, 7, generator=torch.Generator().manual_seed(2)) * 2 + 1
+    ours, ref = _pairs()[name]
+    if ref is None:
+        ref = RunningBatchNorm(6)
+        ref.load_state_dict(ours.state_dict())
+    xi = _layouts(x)[layout].requires_grad_()
+    xc = x.clone().requires_grad_()
+    got, want = ours(xi), ref(xc)
+    test_eq(got.shape, x.shape)
+    test_near(got, want, eps=1e-4)
+    got.pow(2).sum().backward(); want.pow(2).sum().backward()
+    test_near(xi.grad, xc.grad, eps=1e-3)
+
+
+@pytest.mark.parametrize('layout', ['channels_last', 'permuted', 'strided'])
+def test_exported_reshapes_accept_non_contiguous_inputs(layout):
+    from exp.nb_06 import flatten, view_tfm
+    x = torch.randn(4, 3, 5, 5, generator=torch.Generator().manual_seed(3))
+    xi = _layouts(x)[layout]
+    test_eq(flatten(xi), x.reshape(4, -1))
+    test_eq(view_tfm(3, 5, 5)(flatten(xi)), x)

@@ -454,3 +454,12 @@ def test_get_batch_and_model_summary_with_the_learner(small_split):
     test_eq([s for _, s in rows], [(16, 16, 32, 32), (16, 32, 16, 16), (16, 64, 8, 8), (16, 32, 4, 4),
                                    (16, 64, 2, 2), (16, 64, 1, 1), (16, 64), (16, 10)])
     test_eq(len(learner_summary(learn, find_all=True, print_out=False)), 6)
+
+
+def test_random_splitter_same_answer_for_str_and_path():
+    from exp.nb_08 import random_splitter as rs
+    items = [Path(f'data/train/{c}/img_{i:04d}.jpg') for c in 'ab' for i in range(500)]
+    for seed in (0, 3):
+        test_eq([rs(str(p), seed=seed) for p in items], [rs(p, seed=seed) for p in items])
+    # the docstring: only the name and the folder name count, wherever the folder lives
+    test_eq([rs(f'/elsewhere/{p.parent.name}/{p.name}') for p in items], [rs(p) for p in items])

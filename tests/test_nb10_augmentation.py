@@ -422,3 +422,11 @@ def test_callbacks_in_a_learner():
         if in_train: assert (xb - xb_raw.float() / 255).abs().max() > 0.05
         else: test_eq(xb, xb_raw.float() / 255)
     test_eq(sum(t for t, _ in seen.seen), n_train)
+
+
+def test_affine_batch_refuses_bytes_and_says_to_convert_first():
+    x = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
+    mats = torch.eye(3).expand(2, 3, 3)
+    e = test_raises(lambda: affine_batch(x, mats), TypeError, 'byte_to_float')
+    assert 'uint8' in str(e)
+    test_near(affine_batch(byte_to_float(x), mats), byte_to_float(x), eps=1e-5)    # converted, it works

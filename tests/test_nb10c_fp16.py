@@ -397,3 +397,44 @@ def test_cancelled_before_begin_fit_of_mixed_precision(cb_cls):
     learn.fit(1, cbs=[cb_cls(), CancelAtStart()])
     for p, q in zip(learn.model.parameters(), params): test_eq(p, q)
     assert not torch.is_autocast_enabled('cpu')
+
+
+# ---------------------------------------------------------------- the lesson's own norms stay fp32 (issue 10)
+
+from exp.nb_07 import BatchNorm, GroupNorm, InstanceNorm, LayerNorm, RunningBatchNorm, StatNorm
+
+LESSON_NORMS = {'BatchNorm': lambda: BatchNorm(4), 'RunningBatchNorm': lambda: RunningBatchNorm(4),
+                'LayerNorm': lambda: LayerNorm(), 'InstanceNorm': lambda: InstanceNorm(4),
+                'GroupNorm': lambda: GroupNorm(2, 4)}
+
+
+@pytest.mark.parametrize('std', [2., 300.])
+@pytest.mark.parametrize('name', list(LESSON_NORMS))
+def test_model_to_half_keeps_the_lesson_norms_in_fp32(name, std):
+    torch.manual_seed(0)
+    norm = LESSON_NORMS[name]()
+    assert isinstance(norm, StatNorm) and isinstance(norm, bn_types)
+    ref = copy.deepcopy(norm)
+    m = model_to_half(nn.Sequential(nn.Conv2d(4, 4, 1), norm))
+    test_eq(m[0].weight.dtype, torch.float16)
+    test_eq({t.dtype for t in [*norm.parameters(), *norm.buffers()] if t.is_floating_point()}, {torch.float32})
+    # (128, 4, 16, 16) of std 2: a sum of squares over 32,768 values per channel is about 131,000, > fp16's 65,504;
+    # std 300: the variance itself (90,000) is beyond fp16 in every norm
+    x = torch.randn(128, 4, 16, 16, generator=torch.Generator().manual_seed(1)) * std
+    out = norm(x.half())
+    test_eq(out.dtype, torch.float16)
+    assert out.isfinite().all(), f'{name}: {(~out.isfinite()).sum().item()} non-finite outputs'
+    test_near(out.float(), ref(x.half().float()), eps=2e-2)
+
+
+@pytest.mark.parametrize('name', list(LESSON_NORMS))
+def test_half_model_with_a_lesson_norm_runs_forward_and_backward(name):
+    torch.manual_seed(0)
+    m = model_to_half(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), LESSON_NORMS[name](), nn.ReLU(), nn.Conv2d(4, 2, 1)))
+    out = m(torch.randn(16, 3, 8, 8).half() * 2)
+    test_eq(out.dtype, torch.float16)
+    out.float().pow(2).mean().backward()
+    for p in m.parameters():
+        test_eq(p.grad.dtype, p.dtype)
+        assert p.grad.isfinite().all()
+    test_eq({p.dtype for p in m[1].parameters()}, {torch.float32})
