@@ -26,6 +26,7 @@ class AvgStatsCallback(AvgStatsCallback):
         self.logger(row)
 
 
+import io, contextlib
 class ProgressCallback(Callback):
     "fastprogress bars (epochs, and batches of each epoch), and the learner's log as a table under them"
     _order = -1
@@ -35,8 +36,8 @@ class ProgressCallback(Callback):
         mbar_cls = ConsoleMasterBar if self.console else master_bar
         # batch bars redraw themselves with '\r': show them in a notebook or on a terminal, not in a log file
         self.batch_bars = mbar_cls is not ConsoleMasterBar or sys.stdout.isatty()
-        self.mbar = mbar_cls(range(self.epochs))
-        self.mbar.on_iter_begin()
+        self.mbar = self.new_bar(mbar_cls, range(self.epochs))
+        self.mbar.update(0)      # the first update opens the fit's one display (the table goes in it)
         self.old_logger, self.run.logger = self.logger, partial(self.mbar.write, table=True)
 
     def begin_epoch(self):
@@ -53,5 +54,12 @@ class ProgressCallback(Callback):
     def set_pb(self, dl):
         self.pb = None
         if self.batch_bars:
-            self.pb = (ConsoleProgressBar if self.console else progress_bar)(dl, parent=self.mbar)
+            self.pb = self.new_bar(ConsoleProgressBar if self.console else progress_bar, dl, parent=self.mbar)
             self.pb.update(0)
+
+    def new_bar(self, bar_cls, *args, **kwargs):
+        "A bar, built without the block and carriage return a console bar prints to test the terminal"
+        with contextlib.redirect_stdout(io.StringIO()): bar = bar_cls(*args, **kwargs)
+        try: '█'.encode(getattr(sys.stdout, 'encoding', None) or 'utf-8')
+        except UnicodeEncodeError: bar.fill = 'X'        # fastprogress's own fallback for such a terminal
+        return bar
