@@ -137,7 +137,7 @@ class LR_Find(Callback):
     def begin_fit(self):
         n_batches = self.epochs * len(self.data.train_dl)
         if n_batches < self.max_iter:
-            warnings.warn(f'LR_Find: {self.epochs} epoch(s) give only {n_batches} training batches, fewer than '
+            warnings.warn(f'LR_Find: {self.epochs} epoch{"s" * (self.epochs != 1)} give only {n_batches} training batches, fewer than '
                           f'max_iter={self.max_iter}: the sweep stops before max_lr (fit for more epochs)')
         if self.restore:
             self.saved = copy.deepcopy((self.model.state_dict(), self.opt.state_dict()))

@@ -97,12 +97,24 @@ def get_runner(model, data, lr=0.6, cbs=None, opt_func=None, loss_func=F.cross_e
 
 class Hook:
     "Register `f(hook, module, input, output)` as a forward hook of `m`; `f` may keep state on the hook."
-    def __init__(self, m, f): self.handle = m.register_forward_hook(partial(f, self))
+    def __init__(self, m, f):
+        self.module_name = module_name(m)
+        self.handle = m.register_forward_hook(partial(f, self))
     def remove(self):
         "Unregister the hook; calling it again does nothing."
         handle, self.handle = getattr(self, 'handle', None), None
         if handle is not None: handle.remove()
     def __del__(self): self.remove()
+    def __repr__(self):
+        state = 'removed' if getattr(self, 'handle', None) is None else 'registered'
+        n = len(self.stats[0]) if hasattr(self, 'stats') else None
+        seen = '' if n is None else f", {n} batch{'' if n == 1 else 'es'} recorded"
+        return f'Hook({self.module_name}, {state}{seen})'
+
+def module_name(m):
+    "A one-line name for module `m`: its class, and the classes of its children, `Sequential(Conv2d, ReLU)`."
+    kids = [type(c).__name__ for c in m.children()]
+    return type(m).__name__ + (f"({', '.join(kids)})" if kids else '')
 
 def append_stats(hook, mod, inp, outp, hist_range=(0, 10), bins=40):
     "Hook function: store the mean, std and histogram (`bins` over `hist_range`; values outside are not counted) of `outp` in `hook.stats`, in training only."
@@ -161,6 +173,8 @@ class Hooks(ListContainer):
     def remove(self):
         "Remove every hook; calling it again does nothing."
         for h in getattr(self, 'items', []): h.remove()
+    def __repr__(self):
+        return f'{type(self).__name__} ({len(self)} hooks)' + ''.join(f'\n  {i}: {h!r}' for i, h in enumerate(self))
 
 
 def get_hist(hook):

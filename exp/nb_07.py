@@ -82,7 +82,7 @@ class GroupNorm(nn.Module):
 
 
 class RunningBatchNorm(nn.Module):
-    "Batch norm that normalises with running statistics in training too (lesson 11's simplified form): works at small bs."
+    "Batch norm that normalises with running statistics in training too (lecture 11's simplified form): works at small bs."
     def __init__(self, nf, mom=0.1, eps=1e-5):
         super().__init__()
         self.mom, self.eps = mom, eps
