@@ -4,10 +4,11 @@
 __all__ = ['test', 'test_raises', 'equals', 'test_eq', 'test_ne', 'near', 'test_near',
            'test_near_zero', 'add_to_class', 'URLs', 'DatasetInfo', 'DATASETS', 'DatasetError',
            'repo_root', 'data_dir', 'mirror_dir', 'ls', 'url_filename', 'file_sha256',
-           'mirror_checksum', 'DOWNLOAD_TIMEOUT', 'download_data', 'ARCHIVE_EXTS', 'archive_stem',
-           'extract_archive', 'untar_data', 'get_data', 'matmul_loops', 'matmul_elementwise',
-           'matmul_broadcast', 'matmul_einsum', 'normalize', 'lin', 'relu', 'mse', 'mse_grad',
-           'relu_grad', 'lin_grad', 'forward_and_backward', 'Module', 'Relu', 'Lin', 'Mse', 'Model']
+           'mirror_checksum', 'DOWNLOAD_TIMEOUT', 'download_data', 'check_sha256', 'ARCHIVE_EXTS',
+           'archive_stem', 'extract_archive', 'untar_data', 'get_data', 'matmul_loops',
+           'matmul_elementwise', 'matmul_broadcast', 'matmul_einsum', 'normalize', 'lin', 'relu',
+           'mse', 'mse_grad', 'relu_grad', 'lin_grad', 'forward_and_backward', 'Module', 'Relu',
+           'Lin', 'Mse', 'Model']
 
 
 from exp.nb_01 import *

@@ -4,24 +4,24 @@
 __all__ = ['test', 'test_raises', 'equals', 'test_eq', 'test_ne', 'near', 'test_near',
            'test_near_zero', 'add_to_class', 'URLs', 'DatasetInfo', 'DATASETS', 'DatasetError',
            'repo_root', 'data_dir', 'mirror_dir', 'ls', 'url_filename', 'file_sha256',
-           'mirror_checksum', 'DOWNLOAD_TIMEOUT', 'download_data', 'ARCHIVE_EXTS', 'archive_stem',
-           'extract_archive', 'untar_data', 'get_data', 'matmul_loops', 'matmul_elementwise',
-           'matmul_broadcast', 'matmul_einsum', 'normalize', 'lin', 'relu', 'mse', 'mse_grad',
-           'relu_grad', 'lin_grad', 'forward_and_backward', 'Module', 'Relu', 'Lin', 'Mse', 'Model',
-           'logsumexp', 'log_softmax', 'nll', 'cross_entropy', 'accuracy', 'DummyModule',
-           'SequentialModel', 'Optimizer', 'Dataset', 'Sampler', 'collate', 'SimpleDataLoader',
-           'fit', 'get_dls', 'DataBunch', 'get_model', 'Learner', 'listify', 'camel2snake',
-           'Callback', 'TrainEvalCallback', 'Runner', 'one_batch', 'all_batches', 'AvgStats',
-           'AvgStatsCallback', 'create_learner', 'get_model_func', 'opt_hypers', 'Recorder',
-           'plot_lr', 'plot_loss', 'plot', 'ParamScheduler', 'annealer', 'sched_lin', 'sched_cos',
-           'sched_no', 'sched_exp', 'combine_scheds', 'cos_1cycle_anneal', 'one_cycle',
+           'mirror_checksum', 'DOWNLOAD_TIMEOUT', 'download_data', 'check_sha256', 'ARCHIVE_EXTS',
+           'archive_stem', 'extract_archive', 'untar_data', 'get_data', 'matmul_loops',
+           'matmul_elementwise', 'matmul_broadcast', 'matmul_einsum', 'normalize', 'lin', 'relu',
+           'mse', 'mse_grad', 'relu_grad', 'lin_grad', 'forward_and_backward', 'Module', 'Relu',
+           'Lin', 'Mse', 'Model', 'logsumexp', 'log_softmax', 'nll', 'cross_entropy', 'accuracy',
+           'DummyModule', 'SequentialModel', 'Optimizer', 'Dataset', 'Sampler', 'collate',
+           'SimpleDataLoader', 'fit', 'get_dls', 'DataBunch', 'get_model', 'Learner', 'listify',
+           'camel2snake', 'Callback', 'TrainEvalCallback', 'Runner', 'one_batch', 'all_batches',
+           'AvgStats', 'AvgStatsCallback', 'create_learner', 'get_model_func', 'opt_hypers',
+           'Recorder', 'plot_lr', 'plot_loss', 'plot', 'ParamScheduler', 'annealer', 'sched_lin',
+           'sched_cos', 'sched_no', 'sched_exp', 'combine_scheds', 'cos_1cycle_anneal', 'one_cycle',
            'CancelFitException', 'CancelEpochException', 'CancelTrainException',
            'CancelValidException', 'CancelBatchException', 'CancelBackwardException',
            'CancelStepException', 'TrainLoop', 'add_cbs', 'remove_cbs', 'LR_Find', 'normalize_to',
            'Lambda', 'flatten', 'default_device', 'DeviceCallback', 'BatchTransformXCallback',
-           'view_tfm', 'get_cnn_layers', 'get_cnn_model', 'get_runner', 'Hook', 'append_stats',
-           'children', 'ListContainer', 'Hooks', 'get_hist', 'near_zero_frac', 'GeneralRelu',
-           'conv_layer', 'init_cnn', 'get_learn_run']
+           'view_tfm', 'get_cnn_layers', 'get_cnn_model', 'get_runner', 'Hook', 'module_name',
+           'append_stats', 'children', 'ListContainer', 'Hooks', 'get_hist', 'near_zero_frac',
+           'GeneralRelu', 'conv_layer', 'init_cnn', 'get_learn_run']
 
 
 from exp.nb_05b import *
@@ -116,12 +116,24 @@ def get_runner(model, data, lr=0.6, cbs=None, opt_func=None, loss_func=F.cross_e
 
 class Hook:
     "Register `f(hook, module, input, output)` as a forward hook of `m`; `f` may keep state on the hook."
-    def __init__(self, m, f): self.handle = m.register_forward_hook(partial(f, self))
+    def __init__(self, m, f):
+        self.module_name = module_name(m)
+        self.handle = m.register_forward_hook(partial(f, self))
     def remove(self):
         "Unregister the hook; calling it again does nothing."
         handle, self.handle = getattr(self, 'handle', None), None
         if handle is not None: handle.remove()
     def __del__(self): self.remove()
+    def __repr__(self):
+        state = 'removed' if getattr(self, 'handle', None) is None else 'registered'
+        n = len(self.stats[0]) if hasattr(self, 'stats') else None
+        seen = '' if n is None else f", {n} batch{'' if n == 1 else 'es'} recorded"
+        return f'Hook({self.module_name}, {state}{seen})'
+
+def module_name(m):
+    "A one-line name for module `m`: its class, and the classes of its children, `Sequential(Conv2d, ReLU)`."
+    kids = [type(c).__name__ for c in m.children()]
+    return type(m).__name__ + (f"({', '.join(kids)})" if kids else '')
 
 def append_stats(hook, mod, inp, outp, hist_range=(0, 10), bins=40):
     "Hook function: store the mean, std and histogram (`bins` over `hist_range`; values outside are not counted) of `outp` in `hook.stats`, in training only."
@@ -180,6 +192,8 @@ class Hooks(ListContainer):
     def remove(self):
         "Remove every hook; calling it again does nothing."
         for h in getattr(self, 'items', []): h.remove()
+    def __repr__(self):
+        return f'{type(self).__name__} ({len(self)} hooks)' + ''.join(f'\n  {i}: {h!r}' for i, h in enumerate(self))
 
 
 def get_hist(hook):

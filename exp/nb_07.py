@@ -4,25 +4,25 @@
 __all__ = ['test', 'test_raises', 'equals', 'test_eq', 'test_ne', 'near', 'test_near',
            'test_near_zero', 'add_to_class', 'URLs', 'DatasetInfo', 'DATASETS', 'DatasetError',
            'repo_root', 'data_dir', 'mirror_dir', 'ls', 'url_filename', 'file_sha256',
-           'mirror_checksum', 'DOWNLOAD_TIMEOUT', 'download_data', 'ARCHIVE_EXTS', 'archive_stem',
-           'extract_archive', 'untar_data', 'get_data', 'matmul_loops', 'matmul_elementwise',
-           'matmul_broadcast', 'matmul_einsum', 'normalize', 'lin', 'relu', 'mse', 'mse_grad',
-           'relu_grad', 'lin_grad', 'forward_and_backward', 'Module', 'Relu', 'Lin', 'Mse', 'Model',
-           'logsumexp', 'log_softmax', 'nll', 'cross_entropy', 'accuracy', 'DummyModule',
-           'SequentialModel', 'Optimizer', 'Dataset', 'Sampler', 'collate', 'SimpleDataLoader',
-           'fit', 'get_dls', 'DataBunch', 'get_model', 'Learner', 'listify', 'camel2snake',
-           'Callback', 'TrainEvalCallback', 'Runner', 'one_batch', 'all_batches', 'AvgStats',
-           'AvgStatsCallback', 'create_learner', 'get_model_func', 'opt_hypers', 'Recorder',
-           'plot_lr', 'plot_loss', 'plot', 'ParamScheduler', 'annealer', 'sched_lin', 'sched_cos',
-           'sched_no', 'sched_exp', 'combine_scheds', 'cos_1cycle_anneal', 'one_cycle',
+           'mirror_checksum', 'DOWNLOAD_TIMEOUT', 'download_data', 'check_sha256', 'ARCHIVE_EXTS',
+           'archive_stem', 'extract_archive', 'untar_data', 'get_data', 'matmul_loops',
+           'matmul_elementwise', 'matmul_broadcast', 'matmul_einsum', 'normalize', 'lin', 'relu',
+           'mse', 'mse_grad', 'relu_grad', 'lin_grad', 'forward_and_backward', 'Module', 'Relu',
+           'Lin', 'Mse', 'Model', 'logsumexp', 'log_softmax', 'nll', 'cross_entropy', 'accuracy',
+           'DummyModule', 'SequentialModel', 'Optimizer', 'Dataset', 'Sampler', 'collate',
+           'SimpleDataLoader', 'fit', 'get_dls', 'DataBunch', 'get_model', 'Learner', 'listify',
+           'camel2snake', 'Callback', 'TrainEvalCallback', 'Runner', 'one_batch', 'all_batches',
+           'AvgStats', 'AvgStatsCallback', 'create_learner', 'get_model_func', 'opt_hypers',
+           'Recorder', 'plot_lr', 'plot_loss', 'plot', 'ParamScheduler', 'annealer', 'sched_lin',
+           'sched_cos', 'sched_no', 'sched_exp', 'combine_scheds', 'cos_1cycle_anneal', 'one_cycle',
            'CancelFitException', 'CancelEpochException', 'CancelTrainException',
            'CancelValidException', 'CancelBatchException', 'CancelBackwardException',
            'CancelStepException', 'TrainLoop', 'add_cbs', 'remove_cbs', 'LR_Find', 'normalize_to',
            'Lambda', 'flatten', 'default_device', 'DeviceCallback', 'BatchTransformXCallback',
-           'view_tfm', 'get_cnn_layers', 'get_cnn_model', 'get_runner', 'Hook', 'append_stats',
-           'children', 'ListContainer', 'Hooks', 'get_hist', 'near_zero_frac', 'GeneralRelu',
-           'conv_layer', 'init_cnn', 'get_learn_run', 'BatchNorm', 'LayerNorm', 'InstanceNorm',
-           'GroupNorm', 'RunningBatchNorm']
+           'view_tfm', 'get_cnn_layers', 'get_cnn_model', 'get_runner', 'Hook', 'module_name',
+           'append_stats', 'children', 'ListContainer', 'Hooks', 'get_hist', 'near_zero_frac',
+           'GeneralRelu', 'conv_layer', 'init_cnn', 'get_learn_run', 'StatNorm', 'BatchNorm',
+           'LayerNorm', 'InstanceNorm', 'GroupNorm', 'RunningBatchNorm']
 
 
 from exp.nb_06 import *
@@ -124,7 +124,7 @@ class GroupNorm(StatNorm):
 
 
 class RunningBatchNorm(StatNorm):
-    "Batch norm that normalises with running statistics in training too (lesson 11's simplified form): works at small bs."
+    "Batch norm that normalises with running statistics in training too (lecture 11's simplified form): works at small bs."
     def __init__(self, nf, mom=0.1, eps=1e-5):
         super().__init__()
         self.mom, self.eps = mom, eps

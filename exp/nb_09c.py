@@ -4,36 +4,37 @@
 __all__ = ['test', 'test_raises', 'equals', 'test_eq', 'test_ne', 'near', 'test_near',
            'test_near_zero', 'add_to_class', 'URLs', 'DatasetInfo', 'DATASETS', 'DatasetError',
            'repo_root', 'data_dir', 'mirror_dir', 'ls', 'url_filename', 'file_sha256',
-           'mirror_checksum', 'DOWNLOAD_TIMEOUT', 'download_data', 'ARCHIVE_EXTS', 'archive_stem',
-           'extract_archive', 'untar_data', 'get_data', 'matmul_loops', 'matmul_elementwise',
-           'matmul_broadcast', 'matmul_einsum', 'normalize', 'lin', 'relu', 'mse', 'mse_grad',
-           'relu_grad', 'lin_grad', 'forward_and_backward', 'Module', 'Relu', 'Lin', 'Mse', 'Model',
-           'logsumexp', 'log_softmax', 'nll', 'cross_entropy', 'accuracy', 'DummyModule',
-           'SequentialModel', 'Optimizer', 'Dataset', 'Sampler', 'collate', 'SimpleDataLoader',
-           'fit', 'get_dls', 'DataBunch', 'Learner', 'listify', 'camel2snake', 'Callback',
-           'TrainEvalCallback', 'one_batch', 'all_batches', 'AvgStats', 'AvgStatsCallback',
-           'opt_hypers', 'Recorder', 'plot_lr', 'plot_loss', 'plot', 'ParamScheduler', 'annealer',
-           'sched_lin', 'sched_cos', 'sched_no', 'sched_exp', 'combine_scheds', 'cos_1cycle_anneal',
-           'one_cycle', 'CancelFitException', 'CancelEpochException', 'CancelTrainException',
-           'CancelValidException', 'CancelBatchException', 'CancelBackwardException',
-           'CancelStepException', 'TrainLoop', 'add_cbs', 'remove_cbs', 'LR_Find', 'normalize_to',
-           'Lambda', 'flatten', 'default_device', 'DeviceCallback', 'BatchTransformXCallback',
-           'view_tfm', 'get_cnn_layers', 'get_cnn_model', 'Hook', 'append_stats', 'children',
+           'mirror_checksum', 'DOWNLOAD_TIMEOUT', 'download_data', 'check_sha256', 'ARCHIVE_EXTS',
+           'archive_stem', 'extract_archive', 'untar_data', 'get_data', 'matmul_loops',
+           'matmul_elementwise', 'matmul_broadcast', 'matmul_einsum', 'normalize', 'lin', 'relu',
+           'mse', 'mse_grad', 'relu_grad', 'lin_grad', 'forward_and_backward', 'Module', 'Relu',
+           'Lin', 'Mse', 'Model', 'logsumexp', 'log_softmax', 'nll', 'cross_entropy', 'accuracy',
+           'DummyModule', 'SequentialModel', 'Optimizer', 'Dataset', 'Sampler', 'collate',
+           'SimpleDataLoader', 'fit', 'get_dls', 'DataBunch', 'Learner', 'listify', 'camel2snake',
+           'Callback', 'TrainEvalCallback', 'one_batch', 'all_batches', 'AvgStats',
+           'AvgStatsCallback', 'opt_hypers', 'Recorder', 'plot_lr', 'plot_loss', 'plot',
+           'ParamScheduler', 'annealer', 'sched_lin', 'sched_cos', 'sched_no', 'sched_exp',
+           'combine_scheds', 'cos_1cycle_anneal', 'one_cycle', 'CancelFitException',
+           'CancelEpochException', 'CancelTrainException', 'CancelValidException',
+           'CancelBatchException', 'CancelBackwardException', 'CancelStepException', 'TrainLoop',
+           'add_cbs', 'remove_cbs', 'LR_Find', 'normalize_to', 'Lambda', 'flatten',
+           'default_device', 'DeviceCallback', 'BatchTransformXCallback', 'view_tfm',
+           'get_cnn_layers', 'get_cnn_model', 'Hook', 'module_name', 'append_stats', 'children',
            'ListContainer', 'Hooks', 'get_hist', 'near_zero_frac', 'GeneralRelu', 'conv_layer',
-           'init_cnn', 'BatchNorm', 'LayerNorm', 'InstanceNorm', 'GroupNorm', 'RunningBatchNorm',
-           'ConvLayer', 'get_batch', 'find_modules', 'is_lin_layer', 'lsuv_module', 'lsuv_init',
-           'DataBlockError', 'ImageFileError', 'image_extensions', 'setify', 'get_files', 'compose',
-           'ItemList', 'open_image', 'ImageList', 'Transform', 'MakeRGB', 'make_rgb',
-           'grandparent_splitter', 'split_by_func', 'random_splitter', 'SplitData', 'uniqueify',
-           'Processor', 'UnknownLabelError', 'CategoryProcessor', 'parent_labeler', 'LabeledData',
-           'label_by_func', 'ResizeFixed', 'to_byte_tensor', 'to_float_tensor', 'show_image',
-           'show_batch', 'databunchify', 'channel_stats', 'normalize_chan', 'NormalizeChan',
-           'prev_pow_2', 'layer_summary', 'model_summary', 'check_stepper_args', 'sgd_step',
-           'weight_decay', 'l2_reg', 'get_defaults', 'maybe_update', 'sgd_opt', 'Stat',
-           'StatefulOptimizer', 'AverageGrad', 'momentum_step', 'lin_comb', 'AverageSqrGrad',
-           'StepCount', 'debias', 'adam_step', 'adam_opt', 'lamb_step', 'lamb_opt',
-           'imagenette_databunch', 'param_getter', 'create_opt', 'get_learner',
-           'AvgStatsTableCallback', 'ProgressCallback']
+           'init_cnn', 'StatNorm', 'BatchNorm', 'LayerNorm', 'InstanceNorm', 'GroupNorm',
+           'RunningBatchNorm', 'ConvLayer', 'get_batch', 'find_modules', 'is_lin_layer',
+           'lsuv_module', 'lsuv_init', 'DataBlockError', 'ImageFileError', 'image_extensions',
+           'setify', 'get_files', 'compose', 'ItemList', 'open_image', 'ImageList', 'Transform',
+           'MakeRGB', 'make_rgb', 'grandparent_splitter', 'split_by_func', 'random_splitter',
+           'SplitData', 'uniqueify', 'Processor', 'UnknownLabelError', 'CategoryProcessor',
+           'parent_labeler', 'LabeledData', 'label_by_func', 'ResizeFixed', 'to_byte_tensor',
+           'to_float_tensor', 'show_image', 'show_batch', 'databunchify', 'channel_stats',
+           'normalize_chan', 'NormalizeChan', 'prev_pow_2', 'layer_summary', 'model_summary',
+           'check_stepper_args', 'sgd_step', 'weight_decay', 'l2_reg', 'get_defaults',
+           'maybe_update', 'sgd_opt', 'Stat', 'StatefulOptimizer', 'AverageGrad', 'momentum_step',
+           'lin_comb', 'AverageSqrGrad', 'StepCount', 'debias', 'adam_step', 'adam_opt',
+           'lamb_step', 'lamb_opt', 'imagenette_databunch', 'param_getter', 'create_opt',
+           'get_learner', 'AvgStatsTableCallback', 'ProgressCallback']
 
 
 from exp.nb_09b import *
@@ -63,6 +64,7 @@ class AvgStatsTableCallback(AvgStatsCallback):
         self.logger(row)
 
 
+import io, contextlib
 class ProgressCallback(Callback):
     "fastprogress bars (epochs, and batches of each epoch), and the learner's log as a table under them"
     _order = -1
@@ -72,8 +74,8 @@ class ProgressCallback(Callback):
         mbar_cls = ConsoleMasterBar if self.console else master_bar
         # batch bars redraw themselves with '\r': show them in a notebook or on a terminal, not in a log file
         self.batch_bars = mbar_cls is not ConsoleMasterBar or sys.stdout.isatty()
-        self.mbar = mbar_cls(range(self.epochs))
-        self.mbar.on_iter_begin()
+        self.mbar = self.new_bar(mbar_cls, range(self.epochs))
+        self.mbar.update(0)      # the first update opens the fit's one display (the table goes in it)
         self.old_logger, self.run.logger = self.logger, partial(self.mbar.write, table=True)
 
     def begin_epoch(self):
@@ -90,5 +92,12 @@ class ProgressCallback(Callback):
     def set_pb(self, dl):
         self.pb = None
         if self.batch_bars:
-            self.pb = (ConsoleProgressBar if self.console else progress_bar)(dl, parent=self.mbar)
+            self.pb = self.new_bar(ConsoleProgressBar if self.console else progress_bar, dl, parent=self.mbar)
             self.pb.update(0)
+
+    def new_bar(self, bar_cls, *args, **kwargs):
+        "A bar, built without the block and carriage return a console bar prints to test the terminal"
+        with contextlib.redirect_stdout(io.StringIO()): bar = bar_cls(*args, **kwargs)
+        try: '█'.encode(getattr(sys.stdout, 'encoding', None) or 'utf-8')
+        except UnicodeEncodeError: bar.fill = 'X'        # fastprogress's own fallback for such a terminal
+        return bar

@@ -96,6 +96,23 @@ def test_hooks_delitem_removes_the_hook():
     assert len(hooks) == 0 and n_hooks(model) == 0
 
 
+def test_hook_and_hooks_repr():
+    model = small_model()
+    h = Hook(model[0], lambda hook, mod, inp, outp: None)
+    test_eq(repr(h), 'Hook(Conv2d, registered)')
+    h.remove()
+    test_eq(repr(h), 'Hook(Conv2d, removed)')
+    seq = nn.Sequential(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU()), nn.Flatten())
+    with Hooks(seq, append_stats) as hooks:
+        seq(torch.randn(2, 1, 5, 5))
+        test_eq(repr(hooks[0]), 'Hook(Sequential(Conv2d, ReLU), registered, 1 batch recorded)')
+        seq(torch.randn(2, 1, 5, 5))
+    test_eq(repr(hooks).splitlines(), ['Hooks (2 hooks)',
+                                       '  0: Hook(Sequential(Conv2d, ReLU), removed, 2 batches recorded)',
+                                       '  1: Hook(Flatten, removed, 2 batches recorded)'])
+    assert 'object at 0x' not in repr(hooks)
+
+
 # --- ListContainer -------------------------------------------------------------------------------
 
 def test_listcontainer_indexing():
