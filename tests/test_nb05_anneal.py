@@ -193,12 +193,13 @@ def test_recorder():
     learn = synth_learner(n_train=24, bs=8)
     run = Runner(cbs=[ParamScheduler('lr', sched_lin(0.1, 0.4)), Recorder()])
     run.fit(2, learn)
-    test_near(run.recorder.lrs, [0.1 + 0.3 * i / 6 for i in range(6)], eps=1e-9)
+    test_eq(len(run.recorder.lrs), 1)                               # one list per param group
+    test_near(run.recorder.lrs[0], [0.1 + 0.3 * i / 6 for i in range(6)], eps=1e-9)
     test_eq(len(run.recorder.losses), 6)
     assert all(isinstance(l, float) for l in run.recorder.losses)
     assert run.recorder.losses[-1] < run.recorder.losses[0]
     ax = run.recorder.plot_lr()
-    test_near(ax.lines[0].get_ydata(), run.recorder.lrs)
+    test_near(ax.lines[0].get_ydata(), run.recorder.lrs[0])
     ax = run.recorder.plot_loss()
     test_near(ax.lines[0].get_ydata(), run.recorder.losses)
     run.fit(1, learn)                                               # a new fit starts new lists

@@ -13,13 +13,16 @@ import torch
 
 from exp.nb_00 import test_eq, test_near, test_raises
 from exp.nb_05 import ParamScheduler, sched_lin, sched_no
-from exp.nb_05b import (AvgStatsCallback, Callback, CancelBatchException, CancelEpochException,
-                        CancelTrainException, LR_Find, Recorder, Runner)
+from exp.nb_04 import Runner as Runner04
+from exp.nb_05b import (AvgStatsCallback, Callback, CancelBackwardException, CancelBatchException,
+                        CancelEpochException, CancelFitException, CancelStepException, CancelTrainException,
+                        CancelValidException, LR_Find, Recorder, Runner)
 from synthetic import make_spy, synth_learner
 
-TRAIN_BATCH = ['begin_batch', 'after_pred', 'after_loss', 'after_backward', 'after_step', 'after_batch']
+TRAIN_BATCH = ['begin_batch', 'after_pred', 'after_loss', 'begin_backward', 'after_backward', 'begin_step',
+               'after_step', 'after_batch']
 VALID_BATCH = ['begin_batch', 'after_pred', 'after_loss', 'after_batch']
-CANCEL_EVENTS = ('after_cancel_batch', 'after_cancel_epoch', 'after_cancel_train')
+CANCEL_EVENTS = tuple(e for e in Runner.EVENTS if e.startswith('after_cancel_'))
 
 
 def params(learn): return [p.detach().clone() for p in learn.model.parameters()]
@@ -47,8 +50,12 @@ def assert_clean(run, learn):
 
 def test_no_cancel_same_events_as_lesson_04():
     run, learn, events = run_spy({})
-    test_eq(events, ['begin_fit', 'begin_epoch', *TRAIN_BATCH, *TRAIN_BATCH, 'begin_validate', *VALID_BATCH,
-                     'after_epoch', 'after_fit'])
+    test_eq(events, ['begin_fit', 'begin_epoch', 'begin_train', *TRAIN_BATCH, *TRAIN_BATCH, 'after_train',
+                     'begin_validate', *VALID_BATCH, 'after_validate', 'after_epoch', 'after_fit'])
+    # lesson 04's events come in lesson 04's order: the new loop only adds events between them
+    test_eq([e for e in events if e in Runner04.EVENTS],
+            ['begin_fit', 'begin_epoch', *[e for e in TRAIN_BATCH if e in Runner04.EVENTS] * 2, 'begin_validate',
+             *VALID_BATCH, 'after_epoch', 'after_fit'])
     assert_clean(run, learn)
 
 
@@ -81,8 +88,8 @@ def test_cancelled_batch_does_not_leak_gradients():
 def test_cancel_batch_in_validation():
     run, learn, events = run_spy({('begin_batch', 3): CancelBatchException})   # 3rd begin_batch: validation
     i = events.index('begin_validate')
-    test_eq(events[i:], ['begin_validate', 'begin_batch', 'after_cancel_batch', 'after_batch', 'after_epoch',
-                         'after_fit'])
+    test_eq(events[i:], ['begin_validate', 'begin_batch', 'after_cancel_batch', 'after_batch', 'after_validate',
+                         'after_epoch', 'after_fit'])
 
 
 @pytest.mark.parametrize('event', ['begin_epoch', 'begin_batch', 'after_step', 'begin_validate', 'after_loss'])
@@ -106,19 +113,20 @@ def test_cancel_epoch_skips_validation():
 
 @pytest.mark.parametrize('event', ['begin_fit', 'begin_epoch', 'begin_batch', 'after_backward', 'after_step',
                                    'after_batch', 'begin_validate', 'after_epoch'])
-def test_cancel_train(event):
-    run, learn, events = run_spy({event: CancelTrainException}, epochs=3)
+def test_cancel_fit(event):
+    "CancelFitException (lesson 05b's first `CancelTrainException`) ends the fit wherever it is raised."
+    run, learn, events = run_spy({event: CancelFitException}, epochs=3)
     i = events.index(event)
-    test_eq(events[i + 1:], ['after_cancel_train', 'after_fit'])
-    assert 'after_cancel_batch' not in events and 'after_cancel_epoch' not in events
+    test_eq(events[i + 1:], ['after_cancel_fit', 'after_fit'])
+    assert not (set(CANCEL_EVENTS) - {'after_cancel_fit'}) & set(events)
     assert_clean(run, learn)
 
 
-def test_cancel_train_mid_step_leaves_clean_state():
+def test_cancel_fit_mid_step_leaves_clean_state():
     "Cancelled between backward and step: no step, gradients zeroed, eval mode, hooks removed."
     learn = synth_learner()
     p0 = params(learn)
-    run, learn, events = run_spy({'after_backward': CancelTrainException}, learn=learn)
+    run, learn, events = run_spy({'after_backward': CancelFitException}, learn=learn)
     test_eq(params(learn), p0)
     assert_clean(run, learn)
 
@@ -141,7 +149,7 @@ def test_error_in_model_propagates_after_cleanup():
     spy = make_spy(Runner.EVENTS)()
     run = Runner(cbs=[HookCallback(), spy])
     test_raises(lambda: run.fit(1, learn), RuntimeError)
-    test_eq(spy.events, ['begin_fit', 'begin_epoch', 'begin_batch', 'after_fit'])
+    test_eq(spy.events, ['begin_fit', 'begin_epoch', 'begin_train', 'begin_batch', 'after_fit'])
     test_eq(len(learn.model._forward_hooks), 0)
 
 
@@ -166,17 +174,34 @@ def test_callbacks_after_the_raising_one_do_not_see_the_event():
     test_eq(log, ['later after_cancel_train'])
 
 
-@pytest.mark.parametrize('event,n', [('begin_batch', 3), ('after_loss', 3), ('after_backward', 2),
-                                     ('begin_validate', 1)])
-def test_return_value_rules_still_hold(event, n):
-    "Lesson 04's rules with the new runner: every callback is called, True skips, weights follow."
-    calls = []
-    first = type('First', (Callback,), {'_order': -5, event: lambda self: True})()
-    second = type('Second', (Callback,), {'_order': 5, event: lambda self: calls.append(event)})()
+@pytest.mark.parametrize('event', ['begin_batch', 'after_loss', 'after_backward', 'begin_validate'])
+@pytest.mark.parametrize('value', [True, False, 0])
+def test_return_value_is_refused(event, value):
+    "Lesson 04's `return True` (or any value but None) is a TypeError from lesson 05b on, named after the handler."
+    first = type('First', (Callback,), {'_order': -5, event: lambda self: value})()
+    learn = synth_learner()
+    test_raises(lambda: Runner(cbs=first).fit(1, learn), TypeError, contains=f'First.{event} returned a value')
+    assert not learn.model.training                             # after_fit ran on the way out
+
+
+# lesson 04's return-value skips and the exception that does the same from lesson 05b on
+@pytest.mark.parametrize('event,exc,n', [('begin_batch', CancelBatchException, 3),
+                                         ('after_loss', CancelBatchException, 3),
+                                         ('begin_step', CancelStepException, 2),
+                                         ('begin_validate', CancelValidException, 1)])
+def test_cancel_exceptions_replace_return_values(event, exc, n):
+    "Raising at every `event`: the skip happens at each of its n calls, later callbacks miss it, weights follow."
+    calls, seen = [], []
+    def raiser(self):
+        calls.append(event)
+        raise exc()
+    first = type('First', (Callback,), {'_order': -5, event: raiser})()
+    second = type('Second', (Callback,), {'_order': 5, event: lambda self: seen.append(event)})()
     learn = synth_learner()
     p0 = params(learn)
     Runner(cbs=[second, first]).fit(1, learn)
     test_eq(len(calls), n)
+    test_eq(seen, [])                                           # the raise skips the callbacks after it
     moved = not all(torch.equal(a, b) for a, b in zip(params(learn), p0))
     test_eq(moved, event == 'begin_validate')
 
@@ -271,7 +296,7 @@ def test_lr_find_skips_validation_and_sets_every_group():
     test_eq(spy.events.count('begin_validate'), 1)
     test_eq(spy.events.count('after_pred'), 15)                    # training batches only
     test_eq(run.recorder.lrs[0], run.recorder.lrs[1])
-    test_eq(spy.events[-2:], ['after_cancel_train', 'after_fit'])
+    test_eq(spy.events[-2:], ['after_cancel_fit', 'after_fit'])
 
 
 def test_lr_find_warns_when_too_few_batches_and_checks_args():

@@ -115,6 +115,7 @@ def mnist_runner(mnist, bs=64):
 def test_get_batch_applies_begin_batch_and_leaves_the_runner_as_it_was(mnist):
     data, run, rec = mnist_runner(mnist)
     run.xb = 'kept'                                      # an attribute that was there before stays
+    run.in_train = True                                  # (the loop sets in_train False when built)
     model = cnn()
     learn = Learner(model, torch.optim.SGD(model.parameters(), lr=0.1), F.cross_entropy, data)
     xb, yb = get_batch(data.valid_dl, run, learn=learn)  # the validation loader is not shuffled
@@ -123,7 +124,8 @@ def test_get_batch_applies_begin_batch_and_leaves_the_runner_as_it_was(mnist):
     test_eq(yb, mnist[3][:128])
     test_eq(rec.seen, [(False, 'Sequential')])           # run as for validation, with the learner's model
     test_eq(run.xb, 'kept')
-    assert not hasattr(run, 'yb') and not hasattr(run, 'in_train') and not hasattr(run, 'learn')
+    assert run.in_train is True                          # put back; the callback saw False
+    assert not hasattr(run, 'yb') and not hasattr(run, 'learn')
 
 
 def test_get_batch_errors(mnist):
@@ -131,7 +133,7 @@ def test_get_batch_errors(mnist):
     test_raises(lambda: get_batch([], run), ValueError, contains='no batch')
     # a callback that needs the model, without a learner: the error is the runner's, and the runner is cleaned up
     test_raises(lambda: get_batch(data.valid_dl, run), AttributeError)
-    assert not hasattr(run, 'xb') and not hasattr(run, 'in_train')
+    assert not hasattr(run, 'xb') and run.in_train is False     # as the loop was built
 
 
 # ----------------------------------------------------------------------------------------------- LSUV

@@ -15,9 +15,9 @@ import torch.nn.functional as F
 
 from exp.nb_00 import test_eq, test_raises
 from exp.nb_09b import (Learner, Callback, TrainEvalCallback, AvgStatsCallback, Optimizer, sgd_opt, adam_opt,
-                        ParamScheduler, Recorder, CancelBatchException, CancelEpochException, CancelTrainException,
-                        param_getter)
-from exp.nb_09c import ProgressCallback, AvgStatsCallback as TableStatsCallback
+                        ParamScheduler, Recorder, CancelBackwardException, CancelBatchException, CancelEpochException,
+                        CancelFitException, CancelStepException, CancelValidException, param_getter)
+from exp.nb_09c import ProgressCallback, AvgStatsTableCallback as TableStatsCallback
 from synthetic import RegModel, synth_data, make_spy
 
 ALL = Learner.EVENTS
@@ -56,10 +56,11 @@ def test_event_order():
     learn = learner(n_train=16, n_valid=8, bs=8)      # 2 training batches, 1 validation batch (bs*2)
     spy = Spy()
     learn.fit(1, cbs=spy)
-    train_batch = ['begin_batch', 'after_pred', 'after_loss', 'after_backward', 'after_step', 'after_batch']
+    train_batch = ['begin_batch', 'after_pred', 'after_loss', 'begin_backward', 'after_backward', 'begin_step',
+                   'after_step', 'after_batch']
     valid_batch = ['begin_batch', 'after_pred', 'after_loss', 'after_batch']
-    test_eq(spy.events, ['begin_fit', 'begin_epoch'] + train_batch * 2 + ['begin_validate'] + valid_batch +
-            ['after_epoch', 'after_fit'])
+    test_eq(spy.events, ['begin_fit', 'begin_epoch', 'begin_train'] + train_batch * 2 + ['after_train', 'begin_validate'] +
+            valid_batch + ['after_validate', 'after_epoch', 'after_fit'])
 
 
 # ------------------------------------------------------------------ optimizer and splitter
@@ -194,51 +195,74 @@ def test_bad_callbacks_rejected():
 def cb_returning(event, value, order=0):
     return type(f'Return_{event}', (Callback,), {event: lambda self: value, '_order': order})()
 
+def cb_raising(event, exc, order=0):
+    "A callback that raises `exc` at every `event`"
+    def _raise(self): raise exc()
+    return type(f'Raise_{event}', (Callback,), {event: _raise, '_order': order})()
 
-def test_after_backward_true_skips_step_and_zero_grad():
+
+@pytest.mark.parametrize('event', ['begin_fit', 'begin_batch', 'after_pred', 'after_loss', 'after_backward',
+                                   'after_step', 'begin_validate', 'after_epoch'])
+@pytest.mark.parametrize('value', [True, False])
+def test_return_value_is_a_type_error(event, value):
+    "Lesson 04's `return True` is refused from 09b on (whatever the event); the per-fit callback still leaves"
     learn = learner()
-    seen = make_spy(['after_backward'])()     # called even though an earlier callback returned True
-    learn.fit(1, cbs=[cb_returning('after_backward', True, order=-1), seen])
+    cb = cb_returning(event, value)
+    test_raises(lambda: learn.fit(1, cbs=cb), TypeError, f'{type(cb).__name__}.{event} returned a value')
+    assert cb not in learn.cbs and not learn.model.training
+
+
+def test_cancel_step_skips_step_and_zero_grad():
+    "Lesson 04's `after_backward` returning True, now CancelStepException in begin_step: no step, grads kept"
+    learn = learner()
+    grads = []
+    seen = make_spy(['begin_step', 'after_cancel_step', 'after_step'])()     # ordered after the raiser
+    class Grads(Callback):
+        def after_batch(self): grads.append([p.grad.clone() for p in self.model.parameters()])
+    learn.fit(1, cbs=[cb_raising('begin_step', CancelStepException, order=-1), seen, Grads()])
     test_eq([p.item() for p in learn.model.parameters()], [0., 0.])
-    test_eq(seen.events, ['after_backward'] * 2)
+    test_eq(seen.events, ['after_cancel_step', 'after_step'] * 2)          # begin_step: the raise came first
+    test_eq(grads[1], [g0 + g1 for g0, g1 in zip(grads[0], batch_grads(learn, 1))])   # accumulated
 
 
-def test_begin_batch_true_skips_batch_but_not_after_batch():
-    Spy = make_spy(['after_pred', 'after_batch'])
+def batch_grads(learn, i):
+    "The gradients of training batch `i` alone, at the learner's current (unmoved) weights, by autograd"
+    xb, yb = list(learn.data.train_dl)[i]
+    m = RegModel(learn.model.a.item(), learn.model.b.item())
+    F.mse_loss(m(xb), yb).backward()
+    return [p.grad for p in m.parameters()]
+
+
+def test_cancel_batch_in_begin_batch_skips_batch_but_not_after_batch():
+    Spy = make_spy(['after_pred', 'after_cancel_batch', 'after_batch'])
     spy = Spy()
     learn = learner()
-    learn.fit(1, cbs=[cb_returning('begin_batch', True), spy])
-    test_eq(spy.events, ['after_batch'] * 3)
+    learn.fit(1, cbs=[cb_raising('begin_batch', CancelBatchException), spy])
+    test_eq(spy.events, ['after_cancel_batch', 'after_batch'] * 3)
     test_eq([p.item() for p in learn.model.parameters()], [0., 0.])
 
 
-def test_after_loss_true_skips_backward():
+def test_cancel_backward_skips_backward_and_step():
+    "Lesson 04's `after_loss` returning True, now CancelBackwardException in begin_backward"
     learn = learner()
-    spy = make_spy(['after_backward', 'after_step'])()
-    learn.fit(1, cbs=[cb_returning('after_loss', True), spy])
-    test_eq(spy.events, [])
+    spy = make_spy(['after_cancel_backward', 'after_backward', 'begin_step', 'after_step'])()
+    learn.fit(1, cbs=[cb_raising('begin_backward', CancelBackwardException, order=-1), spy])
+    test_eq(spy.events, ['after_cancel_backward', 'after_backward'] * 2)   # after_backward closes the phase
     assert all(p.grad is None or not p.grad.any() for p in learn.model.parameters())
+    test_eq([p.item() for p in learn.model.parameters()], [0., 0.])
 
 
-def test_begin_validate_true_skips_validation():
+def test_cancel_validate_skips_validation():
     learn = learner()
-    spy = make_spy(['begin_batch'])()
-    learn.fit(2, cbs=[cb_returning('begin_validate', True), spy])
-    test_eq(len(spy.events), 2 * 2)
-
-
-def test_other_return_values_ignored():
-    "True from an event that cannot skip anything changes nothing"
-    learn, ref = learner(), learner()
-    learn.fit(2, cbs=[cb_returning(e, True) for e in ('begin_fit', 'after_pred', 'after_step', 'after_epoch')])
-    ref.fit(2)
-    test_eq(params(learn), params(ref))
-    assert learn.model.a.item() != 0.
+    spy = make_spy(['begin_batch', 'after_cancel_validate', 'after_validate'])()
+    learn.fit(2, cbs=[cb_raising('begin_validate', CancelValidException), spy])
+    test_eq(spy.events, ['begin_batch'] * 2 + ['after_cancel_validate', 'after_validate'] +
+            ['begin_batch'] * 2 + ['after_cancel_validate', 'after_validate'])
 
 
 def test_cancel_exceptions():
     Spy = make_spy(ALL, raise_at={('after_pred', 1): CancelBatchException, ('begin_validate', 1): CancelEpochException,
-                                  ('after_step', 3): CancelTrainException})
+                                  ('after_step', 3): CancelFitException})
     spy = Spy()
     learn = learner()
     learn.fit(5, cbs=spy)
@@ -247,7 +271,7 @@ def test_cancel_exceptions():
     test_eq(ev[i - 1: i + 2], ['after_pred', 'after_cancel_batch', 'after_batch'])
     i = ev.index('after_cancel_epoch')
     test_eq(ev[i - 1: i + 2], ['begin_validate', 'after_cancel_epoch', 'after_epoch'])
-    test_eq(ev[-3:], ['after_step', 'after_cancel_train', 'after_fit'])
+    test_eq(ev[-3:], ['after_step', 'after_cancel_fit', 'after_fit'])
     test_eq(ev.count('begin_epoch'), 2)
 
 
@@ -309,7 +333,7 @@ def test_lr_find_sweeps_our_hypers_and_restores_everything():
 
 
 def test_one_cycle_drives_our_optimizer():
-    "09's `one_cycle` schedules `lr` and `mom` in `opt.hypers` of every group (05's wrote to torch's param_groups)"
+    "`one_cycle(..., mom_name='mom')` schedules `lr` and `mom` in `opt.hypers` of every group (our optimizer's names)"
     from exp.nb_09 import one_cycle
     learn = Learner(RegModel(), synth_data(n_train=80, bs=8), F.mse_loss, opt_func=adam_opt(), lr=1e-2,
                     splitter=lambda m: [[m.a], [m.b]], cb_funcs=Recorder)
@@ -318,7 +342,7 @@ def test_one_cycle_drives_our_optimizer():
         _order = 2                                        # after the schedulers (order 1)
         def begin_batch(self):
             if self.in_train: seen.append([(h['lr'], h['mom']) for h in self.opt.hypers])
-    learn.fit(2, cbs=one_cycle([0.01, 0.1], pct_start=0.25) + [Spy()])
+    learn.fit(2, cbs=one_cycle([0.01, 0.1], pct_start=0.25, mom_name='mom') + [Spy()])
     test_eq(len(seen), 20)
     (lr_a, mom_a), (lr_b, mom_b) = seen[0]
     assert abs(lr_a - 0.001) < 1e-12 and abs(lr_b - 0.01) < 1e-12 and abs(mom_a - 0.95) < 1e-12

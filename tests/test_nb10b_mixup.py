@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from exp.nb_00 import test_eq, test_near, test_raises
 from exp.nb_03 import get_dls
 from exp.nb_08 import DataBunch
-from exp.nb_09b import Learner, Callback, CancelTrainException
+from exp.nb_09b import Learner, Callback, CancelFitException
 from exp.nb_09 import sgd_opt
 from exp.nb_10b import (Γ, beta_pdf, reduce_loss, NoneReduce, LabelSmoothingCrossEntropy, MixUp, CutMix, box_masks)
 
@@ -180,7 +180,7 @@ def test_loss_func_and_reduction_restored_when_fit_raises(cls):
 
 def test_loss_func_restored_after_cancelled_fit_with_function_loss():
     class Stop(Callback):
-        def after_step(self): raise CancelTrainException()
+        def after_step(self): raise CancelFitException()
     learn = tiny_learner(F.cross_entropy)
     learn.fit(1, cbs=[MixUp(), Stop()])
     assert learn.loss_func is F.cross_entropy
