@@ -102,21 +102,35 @@ def __call__(self, event):
     handlers = self._handlers.get(event)
     if handlers is None:
         raise ValueError(f"{type(self).__name__}: unknown event {event!r} (events: {', '.join(self.EVENTS)})")
-    for cb in (reversed(handlers) if event in self.TEARDOWN else handlers):
-        if getattr(type(cb), event)(cb) is not None:
-            raise TypeError(f"{type(cb).__name__}.{event} returned a value: from lesson 05b on, handlers skip by "
-                            f"raising a cancel exception (CancelBatchException, CancelStepException, ...)")
+    if event in self.TEARDOWN: return self._teardown(event, handlers)
+    for cb in handlers: _call_handler(cb, event)
+
+def _call_handler(cb, event):
+    if getattr(type(cb), event)(cb) is not None:
+        raise TypeError(f"{type(cb).__name__}.{event} returned a value: from lesson 05b on, handlers skip by "
+                        f"raising a cancel exception (CancelBatchException, CancelStepException, ...)")
+
+@add_to_class(TrainLoop)
+def _teardown(self, event, handlers):
+    "Every handler runs, last-first, even if one fails (as the exits of nested `with` blocks do); then the first error"
+    error = None
+    for cb in reversed(handlers):
+        try: _call_handler(cb, event)
+        except BaseException as e:
+            if error is None: error = e
+    if error is not None: raise error
 
 
 @add_to_class(TrainLoop)
-def _phase(self, name, body, cancel_exc, always_close=False):
-    "begin_<name>, body(), after_<name>; on `cancel_exc`: after_cancel_<name> first. True if not cancelled"
+def _phase(self, name, body, cancel_exc, on_cancel=None, always_close=False):
+    "begin_<name>, body(), after_<name>; on `cancel_exc`: on_cancel(), after_cancel_<name> first. True if not cancelled"
     try:
         try:
             self(f'begin_{name}')
             body()
             done = True
         except cancel_exc:
+            if on_cancel is not None: on_cancel()
             self(f'after_cancel_{name}')
             done = False
     except BaseException:
@@ -137,7 +151,7 @@ def _do_batch(self):
 @add_to_class(TrainLoop)
 def one_batch(self, i, xb, yb):
     self.iter, self.xb, self.yb, self.pred, self.loss = i, xb, yb, None, None
-    if not self._phase('batch', self._do_batch, CancelBatchException): self.opt.zero_grad()
+    self._phase('batch', self._do_batch, CancelBatchException, on_cancel=self.opt.zero_grad)
 
 @add_to_class(TrainLoop)
 def all_batches(self, dl):
@@ -147,7 +161,8 @@ def all_batches(self, dl):
 
 @add_to_class(TrainLoop)
 def _do_epoch(self):
-    self._phase('train', lambda: self.all_batches(self.data.train_dl), CancelTrainException)
+    self._phase('train', lambda: self.all_batches(self.data.train_dl), CancelTrainException,
+                on_cancel=self.opt.zero_grad)
     with torch.no_grad():
         self._phase('validate', lambda: self.all_batches(self.data.valid_dl), CancelValidException)
 
@@ -156,7 +171,7 @@ def _do_fit(self):
     try:
         for epoch in range(self.epochs):
             self.epoch = epoch
-            self._phase('epoch', self._do_epoch, CancelEpochException)
+            self._phase('epoch', self._do_epoch, CancelEpochException, on_cancel=self.opt.zero_grad)
     finally: self.opt.zero_grad()
 
 @add_to_class(TrainLoop)

@@ -421,3 +421,20 @@ def test_lr_find_with_mixed_precision_restores_the_exact_weights(kind, max_iter)
     test_eq((mp.n_skipped, moved.n), (0, min(max_iter, 4)))
     for p, w in zip(loop.model.parameters(), w0):
         assert p.dtype == torch.float32 and torch.equal(p, w), (p, w)
+
+
+def test_a_failing_teardown_handler_does_not_stop_the_others(kind):
+    """Teardown is like the exits of nested `with` blocks: a callback whose `after_fit` fails (order 100, so it is
+    torn down first) does not keep MixedPrecision (99) from giving the fp32 model back; the first error is raised."""
+    class BrokenTeardown(Callback):
+        _order = 100
+        def after_fit(self): raise RuntimeError('teardown failed')
+    log = []
+    class Last(Callback):
+        _order = -5
+        def after_fit(self): log.append('torn down')
+    mp = MixedPrecision(loss_scale=256.)
+    loop = Loop(kind, cbs=[mp, BrokenTeardown(), Last()])
+    test_raises(lambda: loop.fit(1), RuntimeError, 'teardown failed')
+    assert all(p.dtype == torch.float32 for p in loop.model.parameters())
+    test_eq(log, ['torn down'])
