@@ -169,6 +169,12 @@ class CheckpointCallback(Callback):
         if self.args.stop_after is not None and self.epoch + 1 >= self.args.stop_after: raise CancelFitException()
 
 
+class ResumedProgressCallback(Callback):
+    "A resumed run's epoch bar starts at its first epoch: fastprogress needs to have seen 0 before"
+    _order = 0                                      # after ProgressCallback (-1) has made the bar
+    def begin_fit(self): self.run.progress.mbar.update(0)
+
+
 class ResumableLearner(Learner):
     "Lesson 11's learner, starting at epoch `start_epoch`: the schedules read the position in the whole run"
     start_epoch = 0
@@ -274,6 +280,7 @@ def train(args, rank, world, local_rank):
         learn.start_epoch = ckpt['epoch']
         history += ckpt.get('history', [])
         cbs.append(LoadStateCallback(ckpt.get('scaler')))
+        if rank == 0 and learn.start_epoch > 0: cbs.append(ResumedProgressCallback())
     if rank == 0:
         print(f'{args.arch} on {dev}, {world} process(es), {len(ll.train)} training / {len(ll.valid)} validation images '
               f'at {args.size} px, batch {args.bs} ({args.bs // world} per process), epochs {learn.start_epoch + 1}-{args.epochs}')
