@@ -5,11 +5,13 @@
   validation accuracy the script reports is that of a single-process evaluation of the saved model on the same
   items (all 37 of them, an odd number: none dropped or counted twice).
 - One epoch of 2 ranks × batch b gives the weights of 1 process × batch 2b (a small model without batch norm).
-- A run stopped after epoch 1 and resumed from its checkpoint ends with the weights of an uninterrupted run.
+- A run stopped after epoch 1 (`--stop-after`), or killed by SIGKILL after its first checkpoint, and resumed from
+  its checkpoint ends with the weights and optimizer state of an uninterrupted run, bit for bit; fp16 keeps its
+  loss-scale state across the resume.
 - Exit status 2 and a clear message: unknown arch, missing or empty data folder, --bs smaller than the number of
   processes, a checkpoint of another arch, a checkpoint holding a pickled object.
 """
-import os, subprocess, sys
+import os, signal, subprocess, sys, time
 from pathlib import Path
 
 import pytest
@@ -92,18 +94,56 @@ def test_ddp_two_ranks_batch_b_equals_one_process_batch_2b(data_dir, tmp_path):
     assert abs(a['history'][-1]['train_loss'] - b['history'][-1]['train_loss']) < 1e-5
 
 
-def test_resume_equals_uninterrupted(data_dir, tmp_path):
-    args = small_args(data_dir, '--epochs', 2)
-    assert main(args + ['--save', str(tmp_path / 'full.pt')]) == 0
-    assert main(args + ['--save', str(tmp_path / 'part.pt'), '--stop-after', '1']) == 0
-    assert load(tmp_path / 'part.pt')['epoch'] == 1
-    assert main(args + ['--save', str(tmp_path / 'part.pt'), '--resume', str(tmp_path / 'part.pt')]) == 0
-    full, resumed = load(tmp_path / 'full.pt'), load(tmp_path / 'part.pt')
-    assert resumed['epoch'] == full['epoch'] == 2
+@pytest.fixture(scope='module')
+def uninterrupted(data_dir, tmp_path_factory):
+    "The checkpoint of an uninterrupted 3-epoch run"
+    path = tmp_path_factory.mktemp('full') / 'full.pt'
+    assert main(small_args(data_dir, '--epochs', 3, '--save', path)) == 0
+    return load(path)
+
+def assert_same_run(full, resumed):
+    assert resumed['epoch'] == full['epoch'] == 3
     for k in full['model']: assert torch.equal(full['model'][k], resumed['model'][k]), k
     for i, s in full['opt']['state'].items():
         for name, v in s.items(): assert torch.equal(torch.as_tensor(v), torch.as_tensor(resumed['opt']['state'][i][name]))
     assert [h['valid_loss'] for h in full['history']] == [h['valid_loss'] for h in resumed['history']]
+
+
+def test_resume_equals_uninterrupted(data_dir, tmp_path, uninterrupted):
+    args = small_args(data_dir, '--epochs', 3, '--save', tmp_path / 'part.pt')
+    assert main(args + ['--stop-after', '1']) == 0
+    assert load(tmp_path / 'part.pt')['epoch'] == 1
+    assert main(args + ['--resume', str(tmp_path / 'part.pt')]) == 0
+    assert_same_run(uninterrupted, load(tmp_path / 'part.pt'))
+
+
+def test_killed_run_resumes(data_dir, tmp_path, uninterrupted):
+    "SIGKILL once the first checkpoint is there (during epoch 2 or 3): the atomic write leaves a whole checkpoint"
+    ck = tmp_path / 'killed.pt'
+    args = small_args(data_dir, '--epochs', 3, '--save', ck)
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(ROOT)}
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), *args], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while not ck.exists() and proc.poll() is None and time.monotonic() < deadline: time.sleep(0.02)
+        proc.kill()
+    finally: proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, 'the run ended before it could be killed'
+    epoch = load(ck)['epoch']
+    assert 1 <= epoch < 3
+    assert main(args + ['--resume', str(ck)]) == 0
+    assert_same_run(uninterrupted, load(ck))
+
+
+def test_resume_keeps_the_loss_scale(data_dir, tmp_path):
+    args = small_args(data_dir, '--epochs', 2, '--precision', 'fp16', arch='tiny_cnn')
+    assert main(args + ['--save', str(tmp_path / 'full.pt')]) == 0
+    assert main(args + ['--save', str(tmp_path / 'part.pt'), '--stop-after', '1']) == 0
+    assert main(args + ['--save', str(tmp_path / 'part.pt'), '--resume', str(tmp_path / 'part.pt')]) == 0
+    full, resumed = load(tmp_path / 'full.pt'), load(tmp_path / 'part.pt')
+    assert full['scaler'] == resumed['scaler'] and full['scaler']['_growth_tracker'] == 8   # 4 clean steps per epoch
+    for k in full['model']: assert torch.equal(full['model'][k], resumed['model'][k]), k
 
 
 def run_main(capsys, argv):
