@@ -226,6 +226,7 @@ def get_device(args, local_rank):
     else:
         try: dev = torch.device(args.device)
         except RuntimeError: raise UsageError(f'--device {args.device}: not a device (cpu, cuda, mps)') from None
+    if dev.type == 'mps' and not torch.backends.mps.is_available(): raise UsageError('--device mps: MPS is not available')
     if dev.type == 'cuda':
         if not torch.cuda.is_available(): raise UsageError('--device cuda: CUDA is not available')
         dev = torch.device('cuda', local_rank)
