@@ -205,3 +205,34 @@ def test_cnn_learner_infers_c_in_c_out_and_trains():
     test_eq(learn2.model[-1].out_features, 9)
     test_raises(lambda: cnn_learner(xresnet18, DataBunch(data.train_dl, data.valid_dl), F.cross_entropy, adam_opt()),
                 ValueError, 'c_in')
+
+
+def test_model_summary_at_128_px_through_the_learner_callbacks(capsys):
+    "Imported (no notebook globals): bytes -> floats and normalisation run before the model sees the batch"
+    from exp.nb_08 import NormalizeChan
+    from exp.nb_09b import model_summary
+    torch.manual_seed(0)
+    x = torch.randint(0, 256, (4, 3, 128, 128), dtype=torch.uint8)
+    ds = TensorDataset(x, torch.tensor([0, 1, 0, 1]))
+    data = DataBunch(DataLoader(ds, batch_size=2), DataLoader(ds, batch_size=2), c_in=3, c_out=2)
+    norm = NormalizeChan(torch.full((3,), 0.5), torch.full((3,), 0.25))
+    learn = cnn_learner(xresnet18, data, F.cross_entropy, adam_opt(), norm=norm, progress=False, device='cpu')
+    rows = model_summary(learn)
+    shapes = [s for _, s in rows]
+    test_eq(shapes[:8], [(2, 32, 64, 64), (2, 64, 64, 64), (2, 64, 64, 64), (2, 64, 32, 32),
+                         (2, 64, 32, 32), (2, 128, 16, 16), (2, 256, 8, 8), (2, 512, 4, 4)])
+    test_eq(shapes[-3:], [(2, 512, 1, 1), (2, 512), (2, 2)])
+    assert 'ResBlock' in capsys.readouterr().out
+
+
+def test_imagenette_split_subsets():
+    from exp.nb_00 import URLs, untar_data
+    from exp.nb_11 import imagenette_split
+    ll = imagenette_split(untar_data(URLs.IMAGENETTE_160), 24, n_classes=3, n_train=30, n_valid=11, seed=1)
+    test_eq((len(ll.train), len(ll.valid)), (30, 11))
+    test_eq(len(ll.train.proc_y[0].vocab), 3)
+    assert all(f.parent.parent.name == 'val' for f in ll.valid.x.items)
+    x, y = ll.valid[0]
+    test_eq((x.shape, x.dtype), ((3, 24, 24), torch.uint8))
+    again = imagenette_split(untar_data(URLs.IMAGENETTE_160), 24, n_classes=3, n_train=30, n_valid=11, seed=1)
+    test_eq(list(again.valid.x.items), list(ll.valid.x.items))        # seeded: the same items every time
