@@ -1,0 +1,190 @@
+"""train_imagenette.py, for real on this CPU: two gloo processes under torchrun, resume, bad input.
+
+- `torchrun --standalone --nproc_per_node 2` (127.0.0.1 only, one thread per process, bounded by a timeout) on a
+  tiny Imagenette subset: the run succeeds, both ranks end with bit-identical weights and buffers, and the
+  validation accuracy the script reports is that of a single-process evaluation of the saved model on the same
+  items (all 37 of them, an odd number: none dropped or counted twice).
+- One epoch of 2 ranks × batch b gives the weights of 1 process × batch 2b (a small model without batch norm).
+- A run stopped after epoch 1 (`--stop-after`), or killed by SIGKILL after its first checkpoint, and resumed from
+  its checkpoint ends with the weights and optimizer state of an uninterrupted run, bit for bit; fp16 keeps its
+  loss-scale state across the resume.
+- Exit status 2 and a clear message: unknown arch, missing or empty data folder, --bs smaller than the number of
+  processes, a checkpoint of another arch, a checkpoint holding a pickled object.
+"""
+import os, signal, subprocess, sys, time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from exp.nb_00 import URLs, untar_data
+from exp.nb_08 import NormalizeChan
+from exp.nb_10 import byte_to_float
+from exp.nb_10b import LabelSmoothingCrossEntropy
+from exp.nb_11 import imagenette_split, xresnet18
+import train_imagenette
+from train_imagenette import main, tiny_cnn
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / 'train_imagenette.py'
+pytestmark = pytest.mark.usefixtures('one_thread')
+
+
+@pytest.fixture(scope='module')
+def data_dir(): return untar_data(URLs.IMAGENETTE_160)
+
+def small_args(data_dir, *extra, arch='xresnet18'):
+    return ['--arch', arch, '--size', '32', '--bs', '16', '--n-classes', '2', '--n-train', '64', '--n-valid', '37',
+            '--workers', '0', '--data', str(data_dir), *map(str, extra)]
+
+def torchrun(args, nproc=2, timeout=150):
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'GLOO_SOCKET_IFNAME': 'lo',
+           'MASTER_ADDR': '127.0.0.1', 'PYTHONPATH': os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')])}
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', str(nproc),
+           str(SCRIPT), *args]
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, f'torchrun failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}'
+    return r
+
+def load(p): return torch.load(p, map_location='cpu', weights_only=True)
+
+
+def evaluate(ckpt, data_dir, n_valid=37):
+    "Single-process evaluation of a saved xresnet18 on the validation items of `small_args`"
+    ll = imagenette_split(data_dir, 32, 2, n_train=64, n_valid=n_valid, seed=0)
+    model = xresnet18(c_in=3, c_out=2)
+    model.load_state_dict(ckpt['model'])
+    model.eval()
+    norm = NormalizeChan(ckpt['norm']['mean'], ckpt['norm']['std'])
+    xb = norm(byte_to_float(torch.stack([ll.valid[i][0] for i in range(len(ll.valid))])))
+    yb = torch.tensor([ll.valid[i][1] for i in range(len(ll.valid))])
+    with torch.no_grad(): pred = model(xb)
+    return (pred.argmax(1) == yb).float().mean().item(), LabelSmoothingCrossEntropy(0.1)(pred, yb).item(), len(yb)
+
+
+def test_two_ranks_torchrun(data_dir, tmp_path):
+    r = torchrun(small_args(data_dir, '--epochs', 1, '--save', tmp_path / 'ck.pt', '--dump-weights', tmp_path / 'w'))
+    assert 'final: epoch 1' in r.stdout and '2 process(es)' in r.stdout
+    w0, w1 = load(tmp_path / 'w.rank0.pt'), load(tmp_path / 'w.rank1.pt')
+    assert w0.keys() == w1.keys() and len(w0) > 100
+    for k in w0: assert torch.equal(w0[k], w1[k]), f'ranks disagree on {k}'
+    ckpt = load(tmp_path / 'ck.pt')
+    for k in w0: assert torch.equal(ckpt['model'][k], w0[k])
+    h = ckpt['history'][-1]
+    assert (h['n_valid'], h['n_train']) == (37, 64)          # every validation item exactly once
+    acc, loss, n = evaluate(ckpt, data_dir)
+    assert n == 37
+    assert abs(h['valid_accuracy'] - acc) < 1e-6, (h['valid_accuracy'], acc)
+    assert abs(h['valid_loss'] - loss) < 1e-4 * max(1., abs(loss)), (h['valid_loss'], loss)
+    assert not list(tmp_path.glob('.*tmp*'))                   # the atomic write left no temporary file
+
+
+def test_ddp_two_ranks_batch_b_equals_one_process_batch_2b(data_dir, tmp_path):
+    common = small_args(data_dir, '--epochs', 1, '--no-augment', '--label-smoothing', 0, '--lr', 3e-3, arch='tiny_cnn')
+    torchrun(common + ['--save', str(tmp_path / 'ddp.pt')])                      # 2 ranks × 8
+    assert main(common + ['--save', str(tmp_path / 'one.pt')]) == 0             # 1 process × 16
+    a, b = load(tmp_path / 'ddp.pt'), load(tmp_path / 'one.pt')
+    torch.manual_seed(0)
+    init = tiny_cnn(3, 2).state_dict()                     # the script's initial weights (seeded the same way)
+    for k in a['model']:
+        torch.testing.assert_close(a['model'][k], b['model'][k], rtol=1e-4, atol=1e-6)
+    assert min((b['model'][k] - init[k]).abs().max().item() for k in init) > 1e-4   # every tensor was trained
+    assert a['history'][-1]['n_train'] == b['history'][-1]['n_train'] == 64
+    assert abs(a['history'][-1]['train_loss'] - b['history'][-1]['train_loss']) < 1e-5
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(data_dir, tmp_path_factory):
+    "The checkpoint of an uninterrupted 3-epoch run"
+    path = tmp_path_factory.mktemp('full') / 'full.pt'
+    assert main(small_args(data_dir, '--epochs', 3, '--save', path)) == 0
+    return load(path)
+
+def assert_same_run(full, resumed):
+    assert resumed['epoch'] == full['epoch'] == 3
+    for k in full['model']: assert torch.equal(full['model'][k], resumed['model'][k]), k
+    for i, s in full['opt']['state'].items():
+        for name, v in s.items(): assert torch.equal(torch.as_tensor(v), torch.as_tensor(resumed['opt']['state'][i][name]))
+    assert [h['valid_loss'] for h in full['history']] == [h['valid_loss'] for h in resumed['history']]
+
+
+def test_resume_equals_uninterrupted(data_dir, tmp_path, uninterrupted):
+    args = small_args(data_dir, '--epochs', 3, '--save', tmp_path / 'part.pt')
+    assert main(args + ['--stop-after', '1']) == 0
+    assert load(tmp_path / 'part.pt')['epoch'] == 1
+    assert main(args + ['--resume', str(tmp_path / 'part.pt')]) == 0
+    assert_same_run(uninterrupted, load(tmp_path / 'part.pt'))
+
+
+def test_killed_run_resumes(data_dir, tmp_path, uninterrupted):
+    "SIGKILL once the first checkpoint is there (during epoch 2 or 3): the atomic write leaves a whole checkpoint"
+    ck = tmp_path / 'killed.pt'
+    args = small_args(data_dir, '--epochs', 3, '--save', ck)
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(ROOT)}
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), *args], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while not ck.exists() and proc.poll() is None and time.monotonic() < deadline: time.sleep(0.02)
+        proc.kill()
+    finally: proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, 'the run ended before it could be killed'
+    epoch = load(ck)['epoch']
+    assert 1 <= epoch < 3
+    assert main(args + ['--resume', str(ck)]) == 0
+    assert_same_run(uninterrupted, load(ck))
+
+
+def test_resume_keeps_the_loss_scale(data_dir, tmp_path):
+    args = small_args(data_dir, '--epochs', 2, '--precision', 'fp16', arch='tiny_cnn')
+    assert main(args + ['--save', str(tmp_path / 'full.pt')]) == 0
+    assert main(args + ['--save', str(tmp_path / 'part.pt'), '--stop-after', '1']) == 0
+    assert main(args + ['--save', str(tmp_path / 'part.pt'), '--resume', str(tmp_path / 'part.pt')]) == 0
+    full, resumed = load(tmp_path / 'full.pt'), load(tmp_path / 'part.pt')
+    assert full['scaler'] == resumed['scaler'] and full['scaler']['_growth_tracker'] == 8   # 4 clean steps per epoch
+    for k in full['model']: assert torch.equal(full['model'][k], resumed['model'][k]), k
+
+
+def run_main(capsys, argv):
+    rc = main(argv)
+    return rc, capsys.readouterr().err
+
+
+def test_bad_input_exit_2(data_dir, tmp_path, capsys, monkeypatch):
+    rc, err = run_main(capsys, small_args(data_dir, arch='resnet9000'))
+    assert rc == 2 and '--arch resnet9000: unknown' in err
+    rc, err = run_main(capsys, small_args(tmp_path / 'nowhere'))
+    assert rc == 2 and 'no such folder' in err
+    (tmp_path / 'empty' / 'train').mkdir(parents=True); (tmp_path / 'empty' / 'val').mkdir()
+    rc, err = run_main(capsys, small_args(tmp_path / 'empty'))
+    assert rc == 2 and 'non-empty train/' in err
+    monkeypatch.setenv('WORLD_SIZE', '4')
+    rc, err = run_main(capsys, small_args(data_dir)[:4] + ['--bs', '2'] + small_args(data_dir)[6:])
+    assert rc == 2 and 'smaller than the number of processes (4)' in err
+    monkeypatch.delenv('WORLD_SIZE')
+    other = tmp_path / 'other.pt'
+    torch.save(dict(model={}, opt={}, epoch=1, args=dict(arch='xresnet50')), other)
+    rc, err = run_main(capsys, small_args(data_dir, '--resume', other))
+    assert rc == 2 and 'of --arch xresnet50, not xresnet18' in err
+    rc, err = run_main(capsys, small_args(data_dir, '--resume', tmp_path / 'missing.pt'))
+    assert rc == 2 and 'no such file' in err
+
+
+class Sneaky:
+    "An object whose unpickling would run code: a weights-only load must refuse the file"
+    def __reduce__(self): return (print, ('unpickled!',))
+
+def test_pickled_checkpoint_refused(data_dir, tmp_path, capsys):
+    bad = tmp_path / 'bad.pt'
+    torch.save(dict(model={}, opt={}, epoch=1, args=dict(arch='xresnet18'), extra=Sneaky()), bad)
+    rc, err = run_main(capsys, small_args(data_dir, '--resume', bad))
+    assert rc == 2 and 'refused' in err and 'pickled' in err
+    assert 'unpickled!' not in capsys.readouterr().out
+
+
+def test_exit_status_from_the_command_line(tmp_path):
+    env = {**os.environ, 'PYTHONPATH': str(ROOT)}
+    r = subprocess.run([sys.executable, str(SCRIPT), '--arch', 'nope', '--data', str(tmp_path)], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and 'unknown' in r.stderr

@@ -1,0 +1,314 @@
+#!/usr/bin/env python
+"""Train an XResNet on Imagenette with lesson 11's learner, on one process or many.
+
+One process (CPU, CUDA or Apple MPS):
+    python train_imagenette.py --epochs 5
+Many processes on one machine (one per GPU, or CPU processes with gloo):
+    torchrun --standalone --nproc_per_node 4 train_imagenette.py --epochs 5 --save ckpt.pt
+Many machines (run on each, with its --node_rank):
+    torchrun --nnodes 2 --node_rank 0 --nproc_per_node 8 --rdzv_backend c10d \\
+             --rdzv_endpoint HOST:29500 train_imagenette.py ...
+Continue an interrupted run (same arguments, plus --resume):
+    python train_imagenette.py --epochs 5 --save ckpt.pt --resume ckpt.pt
+
+The training loop is the `Learner` of the `exp` package (lessons 05b-11): DistributedDataParallel, the
+distributed statistics, the per-epoch seeding and the checkpoints are callbacks of that learner.
+"""
+import argparse, math, os, pickle, random, sys, time
+from functools import partial
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
+
+from exp.nb_00 import URLs, untar_data
+from exp.nb_04 import Callback
+from exp.nb_05b import CancelEpochException, CancelFitException
+from exp.nb_06 import default_device
+from exp.nb_08 import DataBunch, NormalizeChan
+from exp.nb_09 import adam_opt
+from exp.nb_09b import Learner
+from exp.nb_09c import ProgressCallback
+from exp.nb_10 import byte_to_float
+from exp.nb_10b import LabelSmoothingCrossEntropy
+from exp.nb_10c import AutocastMixedPrecision
+from exp.nb_11 import cnn_learner, imagenette_split, sched_1cycle, xresnets
+
+
+class UsageError(Exception):
+    "Bad input from the command line: reported on rank 0, exit status 2"
+
+
+def tiny_cnn(c_in=3, c_out=10):
+    "Two convs and a linear layer, without batch norm: for smoke tests and the DDP equivalence test"
+    return nn.Sequential(nn.Conv2d(c_in, 8, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2, padding=1),
+                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, c_out))
+
+ARCHS = {**xresnets, 'tiny_cnn': tiny_cnn}
+
+
+def get_parser():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
+                                epilog='Run many processes with torchrun (see the README).')
+    p.add_argument('--arch', default='xresnet34', help=f'architecture, one of {", ".join(ARCHS)} (default %(default)s)')
+    p.add_argument('--size', type=int, default=128, help='image side in pixels (default %(default)s)')
+    p.add_argument('--epochs', type=int, default=5, help='total epochs of the run, resumed or not (default %(default)s)')
+    p.add_argument('--bs', type=int, default=64,
+                   help='global batch size, split evenly between the processes: a multiple of their number (default %(default)s)')
+    p.add_argument('--lr', type=float, default=1e-2, help='peak learning rate of the 1cycle schedule (default %(default)s)')
+    p.add_argument('--pct-start', type=float, default=0.5, help='fraction of the run spent warming up (default %(default)s)')
+    p.add_argument('--wd', type=float, default=1e-2, help="Adam's decoupled weight decay (default %(default)s)")
+    p.add_argument('--mixup', type=float, default=0., help='mixup α; 0 turns mixup off (default %(default)s)')
+    p.add_argument('--label-smoothing', type=float, default=0.1, help='ε of label smoothing; 0 for plain cross-entropy')
+    p.add_argument('--precision', choices=['fp32', 'fp16', 'bf16'], default='fp32',
+                   help='fp16/bf16: mixed precision with torch.autocast (fp16 with a dynamic loss scale)')
+    p.add_argument('--workers', type=int, default=4, help='DataLoader worker processes per process (default %(default)s)')
+    p.add_argument('--data', type=Path, default=None,
+                   help='Imagenette folder holding train/ and val/ (default: imagenette2-160 from the dataset helpers)')
+    p.add_argument('--n-classes', type=int, default=None, help='use only the first N classes (wnid order)')
+    p.add_argument('--n-train', type=int, default=None, help='random subset of N training images (seeded by --seed)')
+    p.add_argument('--n-valid', type=int, default=None, help='random subset of N validation images (seeded by --seed)')
+    p.add_argument('--no-augment', action='store_true', help='centre crops for training too (no random crop or flip)')
+    p.add_argument('--sync-bn', action='store_true', help='SyncBatchNorm across processes (needs CUDA)')
+    p.add_argument('--save', type=Path, default=None, help='checkpoint written (atomically) after every epoch')
+    p.add_argument('--resume', type=Path, default=None, help='checkpoint to continue from, at its next epoch')
+    p.add_argument('--stop-after', type=int, default=None,
+                   help='end this process after epoch N of the run (1-based), as a time-limited job would; resume later')
+    p.add_argument('--dump-weights', type=Path, default=None,
+                   help='each process writes its final weights to PREFIX.rankR.pt (to check that processes agree)')
+    p.add_argument('--seed', type=int, default=0, help='seed of the weights, subsets, shuffling and augmentation')
+    p.add_argument('--device', default=None, help='cpu, cuda or mps (default: CUDA, else MPS, else CPU)')
+    return p
+
+
+class DDPCallback(Callback):
+    "Train through `DistributedDataParallel`, validate with the bare model and rank 0's batch-norm statistics"
+    _order = 5                                        # after DeviceCallback has moved the model
+    def __init__(self, device_ids=None): self.device_ids = device_ids
+    def begin_fit(self):
+        self.module = self.run.model
+        self.ddp = DistributedDataParallel(self.module, device_ids=self.device_ids)
+    def begin_train(self): self.run.model = self.ddp
+    def begin_validate(self):
+        with torch.no_grad():                          # each rank updated its running stats on its own batches
+            for b in self.module.buffers(): dist.broadcast(b, 0)
+        self.run.model = self.module                   # no collective in a forward: ranks may have different counts
+    def after_fit(self): self.run.model = self.module
+
+
+class DistStatsCallback(Callback):
+    "Sum the loss, metric and item counts of each phase over all ranks, before they are logged"
+    _order = 6
+    def _reduce(self, stats):
+        dev = next(self.run.model.parameters()).device
+        t = torch.tensor([float(stats.tot_loss), float(stats.count)] + [float(m) for m in stats.tot_mets],
+                         dtype=torch.float64, device=dev)
+        dist.all_reduce(t)
+        stats.tot_loss, stats.count, stats.tot_mets = t[0].item(), round(t[1].item()), [v.item() for v in t[2:]]
+    def after_train(self): self._reduce(self.avg_stats_table.train_stats)
+    def after_validate(self): self._reduce(self.avg_stats_table.valid_stats)
+
+
+class EpochSetupCallback(Callback):
+    "Seed every RNG from (seed, epoch, rank) and tell the sampler the epoch: a resumed run repeats the same epochs"
+    _order = -20
+    def __init__(self, seed, rank): self.seed, self.rank = seed, rank
+    def begin_epoch(self):
+        s = self.seed * 1_000_003 + self.epoch * 1_009 + self.rank
+        random.seed(s); torch.manual_seed(s)
+        self.data.train_dl.sampler.set_epoch(self.epoch)
+        self.t0 = time.perf_counter()
+    def after_train(self): self.train_seconds = time.perf_counter() - self.t0
+
+
+class LoadStateCallback(Callback):
+    "Give the loss scaler of AutocastMixedPrecision its saved state once it exists (it is made at begin_fit)"
+    _order = 100
+    def __init__(self, scaler_state): self.scaler_state = scaler_state
+    def begin_fit(self):
+        amp = getattr(self.run, 'autocast_mixed_precision', None)
+        if amp is not None and self.scaler_state: amp.scaler.load_state_dict(self.scaler_state)
+
+
+def atomic_save(obj, path):
+    "torch.save to a temporary file beside `path`, then rename: a crash never leaves half a checkpoint"
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}')
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists(): tmp.unlink()
+
+
+def plain_args(args): return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+
+class CheckpointCallback(Callback):
+    "After every epoch, on rank 0: record the epoch's statistics, write the checkpoint (if --save), stop if asked"
+    _order = 50
+    def __init__(self, args, norm, history, write=True):
+        self.args, self.norm, self.history, self.write = args, norm, history, write
+    def after_epoch(self):
+        st = self.avg_stats_table
+        (tl, ta), (vl, va) = st.train_stats.avg_stats, st.valid_stats.avg_stats
+        self.history.append(dict(epoch=self.epoch, train_loss=tl, train_accuracy=ta, valid_loss=vl, valid_accuracy=va,
+                                 n_train=st.train_stats.count, n_valid=st.valid_stats.count,
+                                 train_seconds=self.epoch_setup.train_seconds))
+        if self.write and self.args.save is not None:
+            amp = getattr(self.run, 'autocast_mixed_precision', None)
+            model = self.run.model
+            if isinstance(model, DistributedDataParallel): model = model.module
+            atomic_save(dict(model={k: v.detach().cpu() for k, v in model.state_dict().items()},
+                             opt=self.opt.state_dict(), scaler=amp.scaler.state_dict() if amp is not None else {},
+                             epoch=self.epoch + 1, args=plain_args(self.args), history=list(self.history),
+                             norm=dict(mean=self.norm.mean.cpu(), std=self.norm.std.cpu())), self.args.save)
+        if self.args.stop_after is not None and self.epoch + 1 >= self.args.stop_after: raise CancelFitException()
+
+
+class ResumedProgressCallback(Callback):
+    "A resumed run's epoch bar starts at its first epoch: fastprogress needs to have seen 0 before"
+    _order = 0                                      # after ProgressCallback (-1) has made the bar
+    def begin_fit(self): self.run.progress.mbar.update(0)
+
+
+class ResumableLearner(Learner):
+    "Lesson 11's learner, starting at epoch `start_epoch`: the schedules read the position in the whole run"
+    start_epoch = 0
+    def _do_fit(self):
+        try:
+            for epoch in range(self.start_epoch, self.epochs):
+                self.epoch = epoch
+                self._phase('epoch', self._do_epoch, CancelEpochException)
+        finally: self.opt.zero_grad()
+
+
+class ShardSampler(Sampler):
+    "Items rank, rank+world, rank+2·world...: every item on exactly one rank, no padding (for validation)"
+    def __init__(self, n, rank, world): self.n, self.rank, self.world = n, rank, world
+    def __iter__(self): return iter(range(self.rank, self.n, self.world))
+    def __len__(self): return len(range(self.rank, self.n, self.world))
+
+
+def load_checkpoint(path, arch):
+    if not Path(path).is_file(): raise UsageError(f'--resume {path}: no such file')
+    try: ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise UsageError(f'--resume {path}: refused, the file holds pickled Python objects, not only tensors and '
+                         f'plain values (loaded with weights_only=True): {str(e).splitlines()[0]}') from None
+    except Exception as e: raise UsageError(f'--resume {path}: not a checkpoint of this script ({e})') from None
+    if not isinstance(ckpt, dict) or not {'model', 'opt', 'epoch', 'args'} <= set(ckpt):
+        raise UsageError(f'--resume {path}: not a checkpoint of this script (needs model, opt, epoch and args)')
+    if ckpt['args'].get('arch') != arch:
+        raise UsageError(f"--resume {path}: the checkpoint is of --arch {ckpt['args'].get('arch')}, not {arch}")
+    return ckpt
+
+
+def check_args(args, world):
+    if args.arch not in ARCHS: raise UsageError(f'--arch {args.arch}: unknown, choose one of {", ".join(ARCHS)}')
+    if args.bs < world: raise UsageError(f'--bs {args.bs} is smaller than the number of processes ({world})')
+    if args.bs % world: raise UsageError(f'--bs {args.bs} must be a multiple of the number of processes ({world})')
+    for name in ('size', 'epochs'):
+        if getattr(args, name) < 1: raise UsageError(f'--{name} must be at least 1')
+    if args.data is not None:
+        if not args.data.is_dir(): raise UsageError(f'--data {args.data}: no such folder')
+        for split in ('train', 'val'):
+            d = args.data / split
+            if not d.is_dir() or not any(d.iterdir()):
+                raise UsageError(f'--data {args.data}: needs a non-empty {split}/ folder of class folders of images')
+
+
+def get_device(args, local_rank):
+    if args.device is None: dev = default_device()
+    else:
+        try: dev = torch.device(args.device)
+        except RuntimeError: raise UsageError(f'--device {args.device}: not a device (cpu, cuda, mps)') from None
+    if dev.type == 'mps' and not torch.backends.mps.is_available(): raise UsageError('--device mps: MPS is not available')
+    if dev.type == 'cuda':
+        if not torch.cuda.is_available(): raise UsageError('--device cuda: CUDA is not available')
+        dev = torch.device('cuda', local_rank)
+        torch.cuda.set_device(dev)
+    return dev
+
+
+def get_data(args, rank, world, dev):
+    path = args.data if args.data is not None else untar_data(URLs.IMAGENETTE_160)
+    ll = imagenette_split(path, args.size, args.n_classes, n_train=args.n_train, n_valid=args.n_valid, seed=args.seed,
+                          augment=not args.no_augment)
+    if len(ll.train) == 0 or len(ll.valid) == 0:
+        raise UsageError(f'--data {path}: no images found in train/ or val/')
+    per_rank = args.bs // world
+    if len(ll.train) // world < per_rank:
+        raise UsageError(f'{len(ll.train)} training images are fewer than one batch of {per_rank} per process')
+    kw = dict(num_workers=args.workers, pin_memory=dev.type == 'cuda', persistent_workers=args.workers > 0)
+    sampler = DistributedSampler(ll.train, num_replicas=world, rank=rank, shuffle=True, seed=args.seed)
+    train_dl = DataLoader(ll.train, batch_size=per_rank, sampler=sampler, drop_last=True, **kw)
+    valid_dl = DataLoader(ll.valid, batch_size=2 * per_rank, sampler=ShardSampler(len(ll.valid), rank, world), **kw)
+    return DataBunch(train_dl, valid_dl, c_in=3, c_out=len(ll.train.proc_y[0].vocab)), ll
+
+
+def train(args, rank, world, local_rank):
+    check_args(args, world)
+    ckpt = load_checkpoint(args.resume, args.arch) if args.resume is not None else None
+    dev = get_device(args, local_rank)
+    if world > 1 and args.sync_bn and dev.type != 'cuda': raise UsageError('--sync-bn needs CUDA devices')
+    if world > 1: dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo')
+    data, ll = get_data(args, rank, world, dev)
+    if ckpt is not None and 'norm' in ckpt: norm = NormalizeChan(ckpt['norm']['mean'], ckpt['norm']['std'])
+    else:                                             # centre crops of validation images: the same on every rank
+        xb = torch.stack([ll.valid[i][0] for i in range(min(64, len(ll.valid)))])
+        norm = NormalizeChan.from_batch(byte_to_float(xb))
+    loss = LabelSmoothingCrossEntropy(args.label_smoothing) if args.label_smoothing > 0 else nn.CrossEntropyLoss()
+    torch.manual_seed(args.seed)
+    learn = cnn_learner(ARCHS[args.arch], data, loss, adam_opt(mom=0.9, sqr_mom=0.99, eps=1e-6, wd=args.wd), args.lr,
+                        norm=norm, mixup=args.mixup, progress=False, device=dev)
+    learn.__class__ = ResumableLearner                # the same learner, able to start at a later epoch
+    if args.sync_bn and world > 1: learn.model = nn.SyncBatchNorm.convert_sync_batchnorm(learn.model)
+    history = []
+    cbs = [EpochSetupCallback(args.seed, rank), CheckpointCallback(args, norm, history, write=rank == 0)]
+    if args.precision != 'fp32':
+        cbs.append(AutocastMixedPrecision(torch.float16 if args.precision == 'fp16' else torch.bfloat16))
+    if world > 1: cbs += [DDPCallback([dev.index] if dev.type == 'cuda' else None), DistStatsCallback()]
+    if rank == 0: cbs.append(ProgressCallback(console=True))
+    else: learn.logger = lambda *a, **k: None          # rank 0 alone prints
+    learn.opt = learn.create_opt()
+    if ckpt is not None:
+        learn.model.load_state_dict(ckpt['model'])
+        learn.opt.load_state_dict(ckpt['opt'])
+        learn.start_epoch = ckpt['epoch']
+        history += ckpt.get('history', [])
+        cbs.append(LoadStateCallback(ckpt.get('scaler')))
+        if rank == 0 and learn.start_epoch > 0: cbs.append(ResumedProgressCallback())
+    if rank == 0:
+        print(f'{args.arch} on {dev}, {world} process(es), {len(ll.train)} training / {len(ll.valid)} validation images '
+              f'at {args.size} px, batch {args.bs} ({args.bs // world} per process), epochs {learn.start_epoch + 1}-{args.epochs}')
+    learn.fit(args.epochs, cbs=sched_1cycle(args.lr, args.pct_start) + cbs)
+    if args.dump_weights is not None:
+        atomic_save({k: v.detach().cpu() for k, v in learn.model.state_dict().items()},
+                    f'{args.dump_weights}.rank{rank}.pt')
+    if rank == 0 and history:
+        h = history[-1]
+        print(f"final: epoch {h['epoch'] + 1} valid_loss={h['valid_loss']:.6f} valid_accuracy={h['valid_accuracy']:.6f} "
+              f"n_valid={h['n_valid']} images_per_s={h['n_train'] / h['train_seconds']:.1f}")
+    return history
+
+
+def main(argv=None):
+    args = get_parser().parse_args(argv)
+    rank, world = int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
+    local_rank = int(os.environ.get('LOCAL_RANK', 0))
+    try:
+        train(args, rank, world, local_rank)
+    except UsageError as e:
+        if rank == 0: print(f'train_imagenette.py: error: {e}', file=sys.stderr)
+        return 2
+    finally:
+        if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
