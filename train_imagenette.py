@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from exp.nb_00 import URLs, untar_data
 from exp.nb_04 import Callback
-from exp.nb_05b import CancelEpochException, CancelFitException
+from exp.nb_05b import CancelFitException
 from exp.nb_06 import default_device
 from exp.nb_08 import DataBunch, NormalizeChan
 from exp.nb_09 import adam_opt
@@ -169,23 +169,6 @@ class CheckpointCallback(Callback):
         if self.args.stop_after is not None and self.epoch + 1 >= self.args.stop_after: raise CancelFitException()
 
 
-class ResumedProgressCallback(Callback):
-    "A resumed run's epoch bar starts at its first epoch: fastprogress needs to have seen 0 before"
-    _order = 0                                      # after ProgressCallback (-1) has made the bar
-    def begin_fit(self): self.run.progress.mbar.update(0)
-
-
-class ResumableLearner(Learner):
-    "Lesson 11's learner, starting at epoch `start_epoch`: the schedules read the position in the whole run"
-    start_epoch = 0
-    def _do_fit(self):
-        try:
-            for epoch in range(self.start_epoch, self.epochs):
-                self.epoch = epoch
-                self._phase('epoch', self._do_epoch, CancelEpochException)
-        finally: self.opt.zero_grad()
-
-
 class ShardSampler(Sampler):
     "Items rank, rank+world, rank+2·world...: every item on exactly one rank, no padding (for validation)"
     def __init__(self, n, rank, world): self.n, self.rank, self.world = n, rank, world
@@ -265,9 +248,8 @@ def train(args, rank, world, local_rank):
     torch.manual_seed(args.seed)
     learn = cnn_learner(ARCHS[args.arch], data, loss, adam_opt(mom=0.9, sqr_mom=0.99, eps=1e-6, wd=args.wd), args.lr,
                         norm=norm, mixup=args.mixup, progress=False, device=dev)
-    learn.__class__ = ResumableLearner                # the same learner, able to start at a later epoch
     if args.sync_bn and world > 1: learn.model = nn.SyncBatchNorm.convert_sync_batchnorm(learn.model)
-    history = []
+    history, start_epoch = [], 0
     cbs = [EpochSetupCallback(args.seed, rank), CheckpointCallback(args, norm, history, write=rank == 0)]
     if args.precision != 'fp32':
         cbs.append(AutocastMixedPrecision(torch.float16 if args.precision == 'fp16' else torch.bfloat16))
@@ -278,14 +260,13 @@ def train(args, rank, world, local_rank):
     if ckpt is not None:
         learn.model.load_state_dict(ckpt['model'])
         learn.opt.load_state_dict(ckpt['opt'])
-        learn.start_epoch = ckpt['epoch']
+        start_epoch = ckpt['epoch']
         history += ckpt.get('history', [])
         cbs.append(LoadStateCallback(ckpt.get('scaler')))
-        if rank == 0 and learn.start_epoch > 0: cbs.append(ResumedProgressCallback())
     if rank == 0:
         print(f'{args.arch} on {dev}, {world} process(es), {len(ll.train)} training / {len(ll.valid)} validation images '
-              f'at {args.size} px, batch {args.bs} ({args.bs // world} per process), epochs {learn.start_epoch + 1}-{args.epochs}')
-    learn.fit(args.epochs, cbs=sched_1cycle(args.lr, args.pct_start) + cbs)
+              f'at {args.size} px, batch {args.bs} ({args.bs // world} per process), epochs {start_epoch + 1}-{args.epochs}')
+    learn.fit(args.epochs, cbs=sched_1cycle(args.lr, args.pct_start) + cbs, start_epoch=start_epoch)
     if args.dump_weights is not None:
         atomic_save({k: v.detach().cpu() for k, v in learn.model.state_dict().items()},
                     f'{args.dump_weights}.rank{rank}.pt')

@@ -169,27 +169,24 @@ def _do_epoch(self):
 @add_to_class(TrainLoop)
 def _do_fit(self):
     try:
-        for epoch in range(self.epochs):
+        for epoch in range(self.start_epoch, self.epochs):
             self.epoch = epoch
             self._phase('epoch', self._do_epoch, CancelEpochException, on_cancel=self.opt.zero_grad)
     finally: self.opt.zero_grad()
 
 @add_to_class(TrainLoop)
-def _fit(self, epochs):
-    self.epochs, self.loss = epochs, None
+def _fit(self, epochs, start_epoch=0):
+    "Epochs `start_epoch` to `epochs - 1` (a later start resumes a run: schedules see the position in all `epochs`)"
+    if not 0 <= start_epoch <= epochs: raise ValueError(f'fit: start_epoch={start_epoch} is not in 0..{epochs}')
+    self.epochs, self.start_epoch, self.loss = epochs, start_epoch, None
     self._phase('fit', self._do_fit, CancelFitException, always_close=True)
 
 
+_Runner04 = Runner     # lesson 04's, for the properties that read its Learner
+
 class Runner(TrainLoop):
     "The training loop for a lesson-04 `Learner` (model, opt, loss_func, data): `run.fit(epochs, learn)`"
-    @property
-    def model(self): return self.learn.model
-    @property
-    def opt(self): return self.learn.opt
-    @property
-    def loss_func(self): return self.learn.loss_func
-    @property
-    def data(self): return self.learn.data
+    model, opt, loss_func, data = _Runner04.model, _Runner04.opt, _Runner04.loss_func, _Runner04.data
 
     def fit(self, epochs, learn):
         self.learn = learn

@@ -84,13 +84,13 @@ def create_opt(self):
     return opt
 
 @add_to_class(Learner)
-def fit(self, epochs, cbs=None, reset_opt=False):
-    "Train for `epochs`; `cbs` are added for this fit only; `reset_opt` builds a fresh optimizer"
+def fit(self, epochs, cbs=None, reset_opt=False, start_epoch=0):
+    "Train for `epochs` (from `start_epoch`, to resume); `cbs` are added for this fit only; `reset_opt`: a fresh optimizer"
     cbs = listify(cbs)
     self.add_cbs(cbs)
     try:
         if reset_opt or self.opt is None: self.opt = self.create_opt()
-        self._fit(epochs)
+        self._fit(epochs, start_epoch)
     finally: self.remove_cbs(cbs)
 
 

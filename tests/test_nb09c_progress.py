@@ -23,7 +23,7 @@ from IPython.core.formatters import format_display_data
 import exp.nb_09c as nb09c
 from exp.nb_00 import test_eq
 from exp.nb_09b import Learner
-from exp.nb_09c import ProgressCallback, AvgStatsCallback as TableStatsCallback
+from exp.nb_09c import ProgressCallback, AvgStatsTableCallback as TableStatsCallback
 from synthetic import RegModel, synth_data
 
 pytestmark = pytest.mark.usefixtures('one_thread')   # conftest.py: torch on one thread
