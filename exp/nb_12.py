@@ -4,7 +4,7 @@
 from exp.nb_10c import *
 
 
-import collections, csv, hashlib, html, json, multiprocessing, os, re, shutil, tempfile, time
+import collections, csv, hashlib, html, json, multiprocessing, os, re, shutil, sys, tempfile, time
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -165,7 +165,7 @@ def tokenize_texts(texts, lang='en', pre_rules=None, post_rules=None):
     post = default_post_rules if post_rules is None else listify(post_rules)
     tok = spacy_tokenizer(lang)
     docs = tok.pipe(compose(_text(t), pre) for t in texts)
-    return [compose([t.text for t in d], post) for d in docs]
+    return [[sys.intern(t) for t in compose([t.text for t in d], post)] for d in docs]   # one copy of each word
 
 
 def default_workers():
@@ -204,7 +204,7 @@ class TokenizeProcessor(Processor):
 
     def settings(self):
         "What the output depends on (not the chunk size or the number of workers)"
-        return {'lang': self.lang, 'spacy': spacy.__version__,
+        return {'lang': self.lang, 'spacy': spacy.__version__, 'code': func_key(tokenize_texts),
                 'pre_rules': [func_key(f) for f in self.pre_rules], 'post_rules': [func_key(f) for f in self.post_rules]}
 
     def deproc1(self, toks): return ' '.join(toks)
@@ -212,12 +212,23 @@ class TokenizeProcessor(Processor):
 
 
 def func_key(f):
-    "A string that changes when `f` (a function, or a `partial` of one) or its arguments change"
+    "A string that changes when `f` (a function, or a `partial` of one), its arguments, or the constants it reads change"
     if isinstance(f, partial):
         return f'partial({func_key(f.func)}, {f.args!r}, {sorted(f.keywords.items())!r})'
     code = getattr(f, '__code__', None)
-    h = '' if code is None else hashlib.blake2b(code.co_code + repr(code.co_consts).encode(), digest_size=8).hexdigest()
-    return f"{getattr(f, '__module__', '')}.{getattr(f, '__qualname__', repr(f))}:{h}"
+    name = f"{getattr(f, '__module__', '')}.{getattr(f, '__qualname__', repr(f))}"
+    if code is None: return name
+    g, names = getattr(f, '__globals__', {}), set()
+    h = hashlib.blake2b(_code_bytes(code, names), digest_size=8)
+    for n in sorted(names):                       # module-level regexes, tables and strings the code reads
+        if isinstance(g.get(n), (str, int, float, tuple, list, dict, re.Pattern)): h.update(f'{n}={g[n]!r}'.encode())
+    return f'{name}:{h.hexdigest()}'
+
+def _code_bytes(code, names):
+    "The bytecode and constants of `code` and its nested code (lambdas), without memory addresses; adds the global names read to `names`"
+    names.update(code.co_names)
+    consts = [_code_bytes(c, names) if hasattr(c, 'co_code') else repr(c).encode() for c in code.co_consts]
+    return code.co_code + b'|'.join(consts)
 
 
 class NumericalizeProcessor(Processor):
@@ -246,7 +257,8 @@ class NumericalizeProcessor(Processor):
 
     def settings(self):
         vh = None if self.vocab is None else hashlib.blake2b(json.dumps(self.vocab).encode(), digest_size=8).hexdigest()
-        return {'max_vocab': self.max_vocab, 'min_freq': self.min_freq, 'special': self.special, 'vocab': vh}
+        return {'max_vocab': self.max_vocab, 'min_freq': self.min_freq, 'special': self.special, 'vocab': vh,
+                'code': [func_key(type(self).build_vocab), func_key(type(self).__call__)]}
 
     def deproc1(self, ids): return [self.vocab[i] for i in ids]
     def deprocess(self, items): return [self.deproc1(o) for o in items]
