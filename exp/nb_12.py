@@ -4,7 +4,7 @@
 from exp.nb_10c import *
 
 
-import collections, csv, hashlib, html, json, multiprocessing, os, re, shutil, sys, tempfile, time
+import collections, csv, dis, hashlib, html, json, multiprocessing, os, re, shutil, sys, tempfile, time
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -216,17 +216,19 @@ def func_key(f):
     if isinstance(f, partial):
         return f'partial({func_key(f.func)}, {f.args!r}, {sorted(f.keywords.items())!r})'
     code = getattr(f, '__code__', None)
-    name = f"{getattr(f, '__module__', '')}.{getattr(f, '__qualname__', repr(f))}"
+    name = getattr(f, '__qualname__', repr(f))        # not the module: the notebook's functions and exp's share a key
     if code is None: return name
     g, names = getattr(f, '__globals__', {}), set()
     h = hashlib.blake2b(_code_bytes(code, names), digest_size=8)
     for n in sorted(names):                       # module-level regexes, tables and strings the code reads
-        if isinstance(g.get(n), (str, int, float, tuple, list, dict, re.Pattern)): h.update(f'{n}={g[n]!r}'.encode())
+        v = g.get(n)
+        if isinstance(v, (str, int, float, tuple, list, dict, re.Pattern)) and ' at 0x' not in repr(v):
+            h.update(f'{n}={v!r}'.encode())
     return f'{name}:{h.hexdigest()}'
 
 def _code_bytes(code, names):
     "The bytecode and constants of `code` and its nested code (lambdas), without memory addresses; adds the global names read to `names`"
-    names.update(code.co_names)
+    names.update(i.argval for i in dis.get_instructions(code) if i.opname in ('LOAD_GLOBAL', 'LOAD_NAME'))
     consts = [_code_bytes(c, names) if hasattr(c, 'co_code') else repr(c).encode() for c in code.co_consts]
     return code.co_code + b'|'.join(consts)
 

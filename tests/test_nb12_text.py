@@ -351,3 +351,12 @@ def test_databunches(small_imdb, tmp_path, capsys):
     lm = lm_databunchify(ll, bs=4, bptt=10)
     x, y = next(iter(lm.train_dl))
     test_eq(x.shape, (4, 10)); test_eq(lm.c_out, len(num.vocab)); test_eq(x[:, 1:], y[:, :-1])
+
+def test_func_key_ignores_unrelated_globals_and_sees_constants():
+    ns = {'re': __import__('re')}
+    exec("_pat = re.compile('a+')\ndef rule(t):\n    return _pat.sub('a', t.lower())", ns)
+    k = func_key(ns['rule'])
+    ns['vocab'], ns['lower'], ns['sub'] = ['x'], 'attribute names are not globals', 3
+    test_eq(func_key(ns['rule']), k)
+    ns['_pat'] = ns['re'].compile('b+')
+    assert func_key(ns['rule']) != k
