@@ -190,6 +190,7 @@ def _mismatch(fname, source, expected, got):
     return DatasetError(f"checksum mismatch for {fname} from {source}:\n  expected sha256 {expected}\n"
                         f"  got      sha256 {got}\nThe file was not kept.")
 
+
 def _save_stream(read, dest, source, expected=None, total=None, progress=False):
     "Write the chunks `read(n)` returns to `dest` through a `.part` file; check the length and `expected` hash"
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ import warnings
 import torch
 from torch.utils.data import DataLoader
 import torch.nn.functional as F
-from torch import optim
+from torch import nn, optim
 import matplotlib.pyplot as plt
 
 
