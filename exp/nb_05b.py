@@ -99,9 +99,10 @@ def _update_handlers(self):
 @add_to_class(TrainLoop)
 def __call__(self, event):
     "Call every callback that handles `event`: in `_order`, or last-first for the teardown events"
-    handlers = self._handlers.get(event)
-    if handlers is None:
-        raise ValueError(f"{type(self).__name__}: unknown event {event!r} (events: {', '.join(self.EVENTS)})")
+    try: handlers = self._handlers[event]
+    except KeyError:
+        raise ValueError(f"{type(self).__name__}: unknown event {event!r} (events: {', '.join(self.EVENTS)})") from None
+    if not handlers: return                       # most events of most batches: one lookup, nothing to call
     if event in self.TEARDOWN: return self._teardown(event, handlers)
     for cb in handlers: _call_handler(cb, event)
 
@@ -121,22 +122,26 @@ def _teardown(self, event, handlers):
     if error is not None: raise error
 
 
+_PHASE_EVENTS = {p: (f'begin_{p}', f'after_cancel_{p}', f'after_{p}')
+                 for p in ('fit', 'epoch', 'train', 'validate', 'batch', 'backward', 'step')}
+
 @add_to_class(TrainLoop)
 def _phase(self, name, body, cancel_exc, on_cancel=None, always_close=False):
     "begin_<name>, body(), after_<name>; on `cancel_exc`: on_cancel(), after_cancel_<name> first. True if not cancelled"
+    begin, after_cancel, after = _PHASE_EVENTS[name]     # the names, made once (this runs 3 times a batch)
     try:
         try:
-            self(f'begin_{name}')
+            self(begin)
             body()
             done = True
         except cancel_exc:
             if on_cancel is not None: on_cancel()
-            self(f'after_cancel_{name}')
+            self(after_cancel)
             done = False
     except BaseException:
-        if always_close: self(f'after_{name}')       # teardown on the way out, then the error goes on
+        if always_close: self(after)            # teardown on the way out, then the error goes on
         raise
-    self(f'after_{name}')
+    self(after)
     return done
 
 
