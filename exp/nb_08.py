@@ -188,9 +188,9 @@ def split_by_func(items, f):
     return train, valid
 
 
-def random_splitter(fn, p_valid=0.2, seed=0):
-    "True (validation) for a fraction `p_valid` of items, chosen by a hash of `seed` and `fn`'s name and folder name"
-    key = '/'.join(Path(os.fspath(fn)).parts[-2:])   # the same for a str and a Path of the same file
+def random_splitter(fn, p_valid=0.2, seed=0, depth=2):
+    "True (validation) for a fraction `p_valid` of items, chosen by a hash of `seed` and the last `depth` parts of `fn`'s path"
+    key = '/'.join(Path(os.fspath(fn)).parts[-depth:])   # the same for a str and a Path of the same file
     h = hashlib.blake2b(f'{seed}|{key}'.encode(), digest_size=8).digest()
     return int.from_bytes(h, 'little') < p_valid * 2**64
 

@@ -128,7 +128,7 @@ class TextList(ItemList):
 
 def lm_splitter(fn, p_valid=0.1, seed=42):
     "True for a seeded random `p_valid` of files, drawn from the last three parts of the path ('train/pos/0_9.txt')"
-    return random_splitter('/'.join(Path(fn).parts[-3:]), p_valid=p_valid, seed=seed)
+    return random_splitter(fn, p_valid=p_valid, seed=seed, depth=3)
 
 def clas_splitter(fn, valid_name='test'):
     "IMDB's split: `test` files are validation, `train` files training; `unsup` (no label) left out"
