@@ -54,10 +54,10 @@ __all__ = ['test', 'test_raises', 'equals', 'test_eq', 'test_ne', 'near', 'test_
            'sub_br', 'spec_add_spaces', 'rm_useless_spaces', 'replace_rep', 'replace_wrep',
            'replace_all_caps', 'deal_caps', 'add_eos_bos', 'default_pre_rules',
            'default_post_rules', 'tokenize_texts', 'default_workers', 'parallel', 'chunked',
-           'TokenizeProcessor', 'func_key', 'NumericalizeProcessor', 'CACHE_VERSION', 'cache_key',
-           'CacheError', 'cached_label_by_func', 'LMDataset', 'LMEpochSampler', 'get_lm_dls',
-           'lm_databunchify', 'SortSampler', 'SortishSampler', 'pad_collate', 'get_clas_dls',
-           'clas_databunchify']
+           'guided_chunks', 'TokenizeProcessor', 'func_key', 'NumericalizeProcessor',
+           'CACHE_VERSION', 'cache_key', 'CacheError', 'cached_label_by_func', 'LMDataset',
+           'LMEpochSampler', 'get_lm_dls', 'lm_databunchify', 'SortSampler', 'SortishSampler',
+           'pad_collate', 'get_clas_dls', 'clas_databunchify']
 
 
 from exp.nb_11 import *
@@ -247,8 +247,20 @@ def chunked(items, size):
     return [items[i:i+size] for i in range(0, len(items), size)]
 
 
+def guided_chunks(items, n_workers, max_size, min_size=None):
+    "`items` cut into consecutive lists that shrink towards the end, so `n_workers` processes finish together"
+    items = list(items)
+    if n_workers < 1 or max_size < 1: raise ValueError(f'guided_chunks: n_workers={n_workers} and max_size={max_size} must be >= 1')
+    min_size = max(1, max_size // 10) if min_size is None else min(max(1, min_size), max_size)
+    res, i = [], 0
+    while i < len(items):
+        size = min(max_size, max(min_size, -(-(len(items) - i) // (2 * n_workers))))
+        res.append(items[i:i+size]); i += size
+    return res
+
+
 class TokenizeProcessor(Processor):
-    "Texts or text files -> token lists, in chunks of `chunksize` on `max_workers` processes"
+    "Texts or text files -> token lists, in chunks of at most `chunksize` on `max_workers` processes"
     def __init__(self, lang='en', chunksize=2000, pre_rules=None, post_rules=None, max_workers=None,
                  start_method=None, progress=True):
         self.lang, self.chunksize, self.max_workers = lang, chunksize, max_workers
@@ -258,7 +270,9 @@ class TokenizeProcessor(Processor):
 
     def __call__(self, items):
         f = partial(tokenize_texts, lang=self.lang, pre_rules=self.pre_rules, post_rules=self.post_rules)
-        chunks = parallel(f, chunked(items, self.chunksize), self.max_workers, self.start_method, self.progress)
+        n = default_workers() if self.max_workers is None else max(self.max_workers, 1)
+        chunks = guided_chunks(items, n, self.chunksize) if n > 1 else chunked(items, self.chunksize)
+        chunks = parallel(f, chunks, self.max_workers, self.start_method, self.progress)
         return [toks for chunk in chunks for toks in chunk]
 
     def settings(self):

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from exp.nb_00 import URLs, test_eq, test_raises, untar_data
 from exp.nb_08 import CategoryProcessor, DataBlockError, SplitData, label_by_func, parent_labeler
-from exp.nb_12 import (BOS, EOS, PAD, TK_MAJ, TK_REP, TK_UP, TK_WREP, UNK, LMDataset, NumericalizeProcessor,
+from exp.nb_12 import (guided_chunks, BOS, EOS, PAD, TK_MAJ, TK_REP, TK_UP, TK_WREP, UNK, LMDataset, NumericalizeProcessor,
                        SortishSampler, SortSampler, TextList, TokenizeProcessor, add_eos_bos, cache_key,
                        cached_label_by_func, clas_databunchify, clas_splitter, csv_to_folders, deal_caps,
                        default_spec_tok, fixup_text, func_key, get_lm_dls, lm_databunchify, lm_label,
@@ -130,6 +130,23 @@ def test_splitters():
 def test_parallel_keeps_order(method):
     arr = [[0] * random.Random(i).randint(0, 30) for i in range(40)]
     test_eq(parallel(len, arr, max_workers=2, start_method=method, progress=False), [len(a) for a in arr])
+
+@given(st.integers(0, 3000), st.integers(1, 8), st.integers(1, 600), st.one_of(st.none(), st.integers(0, 700)))
+@settings(max_examples=200, deadline=None, database=None)
+def test_guided_chunks(n, n_workers, max_size, min_size):
+    chunks = guided_chunks(range(n), n_workers, max_size, min_size)
+    test_eq([i for c in chunks for i in c], list(range(n)))                  # consecutive, nothing lost or repeated
+    sizes = [len(c) for c in chunks]
+    assert all(0 < s <= max_size for s in sizes)
+    assert sizes == sorted(sizes, reverse=True)                              # shrinking towards the end
+    lo = max(1, max_size // 10) if min_size is None else min(max(1, min_size), max_size)
+    assert all(s >= lo for s in sizes[:-1])                                  # only the last may be smaller
+    if n >= 2 * n_workers * max_size: test_eq(sizes[0], max_size)            # plenty left: full chunks
+    if sizes: assert sizes[-1] <= max(lo, -(-n // (2 * n_workers)))         # the tail is small
+
+def test_guided_chunks_bad_args():
+    test_raises(lambda: guided_chunks(range(5), 0, 10), ValueError, 'n_workers=0')
+    test_raises(lambda: guided_chunks(range(5), 2, 0), ValueError, 'max_size=0')
 
 def test_parallel_equals_serial_on_real_reviews(reviews):
     serial = TokenizeProcessor(chunksize=2000, max_workers=1, progress=False)(reviews)
