@@ -14,7 +14,9 @@ Every module starts with `__all__`: the `__all__` of the module its first export
 (`from exp.nb_05 import *`), plus the public names its export cells define (def, class, assignment;
 not imports, not `_private`), minus names retired with a comment line `# retire: Name1, Name2 - reason`
 (see CONTRIBUTING.md). Retiring a name the previous module does not export, or one this notebook
-defines again, is an error.
+defines again, is an error. The file lists only what the module changes: it imports the previous
+`__all__` as `_base_all` and adds its own names (`__all__ = _base_all + [...]`), so the names of a
+lesson are written once, in its own module.
 
 Stdlib only, so it runs before anything is installed; notebook reading, natural order and atomic
 writes come from `nbio.py`. Importable: `module_name`, `export_cells`,
@@ -239,37 +241,92 @@ def module_all(cells, shown, previous_all, base):
     return names, errors
 
 
-def _all_source(names):
-    """`__all__ = [...]` wrapped at 100 columns."""
-    lines, line = [], '__all__ = ['
+def _wrap_names(start, names, end=']', indent=None):
+    """`start` + the repr of each name, comma-separated, wrapped at 100 columns, + `end`."""
+    lines, line = [], start
+    pad = ' ' * (len(start) if indent is None else indent)
     for k, n in enumerate(names):
         item = repr(n) + (', ' if k < len(names) - 1 else '')
-        if len(line) + len(item.rstrip()) > 100:
+        if len(line) + len(item.rstrip()) > 100 and line.strip():
             lines.append(line.rstrip())
-            line = '           '
+            line = pad
         line += item
-    lines.append(line + ']')
+    lines.append(line + end)
     return '\n'.join(lines)
 
 
-def module_all_from_file(path):
-    """The literal `__all__` list of a generated module file, or None."""
-    try: tree = ast.parse(Path(path).read_text(encoding='utf-8'))
+def _all_source(names, base=None, own=None, retired=()):
+    """The `__all__` lines of a module. With no `base`: a literal list of `names`. With a `base` module:
+    its `__all__` imported as `_base_all`, minus the `retired` names, plus this module's `own` names,
+    so each module lists only what it adds."""
+    if base is None: return _wrap_names('__all__ = [', names)
+    head = f'from exp.{base} import __all__ as _base_all\n'
+    kept = '_base_all'
+    if retired: kept = _wrap_names('[n for n in _base_all if n not in {', sorted(retired), '}]', indent=4)
+    if not own: return head + (f'__all__ = {kept}' if retired else '__all__ = list(_base_all)')
+    return head + _wrap_names(f'__all__ = {kept} + [', list(own), indent=4)
+
+
+_BASE_ALL = '_base_all'
+
+
+def _eval_all(node, base_all):
+    """The value of the `__all__` expression `node` as `_all_source` writes it (`base_all`: the base's)."""
+    if isinstance(node, ast.Name) and node.id == _BASE_ALL and base_all is not None: return list(base_all)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _eval_all(node.left, base_all) + _eval_all(node.right, base_all)
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == 'list'
+            and len(node.args) == 1 and not node.keywords):
+        return _eval_all(node.args[0], base_all)
+    if isinstance(node, ast.ListComp) and len(node.generators) == 1:
+        g = node.generators[0]
+        ok = (isinstance(node.elt, ast.Name) and isinstance(g.target, ast.Name) and node.elt.id == g.target.id
+              and len(g.ifs) == 1 and isinstance(g.ifs[0], ast.Compare) and len(g.ifs[0].ops) == 1
+              and isinstance(g.ifs[0].ops[0], ast.NotIn))
+        if ok:
+            drop = set(ast.literal_eval(g.ifs[0].comparators[0]))
+            return [n for n in _eval_all(g.iter, base_all) if n not in drop]
+    value = ast.literal_eval(node)
+    if not isinstance(value, (list, tuple)): raise ValueError('__all__ is not a list')
+    return list(value)
+
+
+def module_all_from_file(path, _seen=None):
+    """The `__all__` of a generated module file, read without importing it (following
+    `from exp.nb_X import __all__ as _base_all` to the file `nb_X.py` beside it), or None."""
+    path = Path(path)
+    seen = set() if _seen is None else _seen
+    if path.resolve() in seen: return None                  # an import cycle
+    seen.add(path.resolve())
+    try: tree = ast.parse(path.read_text(encoding='utf-8'))
     except (OSError, SyntaxError, UnicodeDecodeError): return None
+    base_all = None
     for node in tree.body:
+        if (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+                and [(a.name, a.asname) for a in node.names] == [('__all__', _BASE_ALL)]
+                and (m := _STAR.fullmatch(node.module))):
+            base_all = module_all_from_file(path.parent / f'{m.group(1)}.py', seen)
+            if base_all is None: return None
         if isinstance(node, ast.Assign) and [getattr(t, 'id', None) for t in node.targets] == ['__all__']:
-            try: return list(ast.literal_eval(node.value))
-            except ValueError: return None
+            try: return _eval_all(node.value, base_all)
+            except (ValueError, TypeError, SyntaxError): return None
     return None
 
 
-def module_source(cells, notebook_shown, all_names=None):
+def module_source(cells, notebook_shown, all_names=None, base=None, base_all=None):
     """The text of a generated module from export cells [(index, text)] of notebook `notebook_shown`:
-    the header, `__all__` (when `all_names` is given), then the cells' code."""
+    the header, `__all__` (when `all_names` is given: as the `base` module's `base_all` plus this
+    module's changes, or a literal list without a base), then the cells' code."""
     header = (f'# Generated from {notebook_shown} by notebook2script.py. DO NOT EDIT this file:\n'
               '# edit the notebook, then run `python notebook2script.py`.\n')
     bodies = [b for b in (_cell_body(t) for _, t in cells) if b]
-    if all_names is not None: bodies.insert(0, _all_source(all_names))
+    if all_names is not None:
+        if base is None or base_all is None: bodies.insert(0, _all_source(all_names))
+        else:
+            kept = set(all_names)
+            retired = [n for n in base_all if n not in kept]
+            own = [n for n in all_names if n not in set(base_all)]
+            bodies.insert(0, _all_source(all_names, base, own, retired))
     return header + ('\n' + '\n\n\n'.join(bodies) + '\n' if bodies else '')
 
 
@@ -343,7 +400,7 @@ def _plan(notebooks, root, exp_dir, siblings=False):
         errors += errs
         if errs: continue
         alls[mod] = names
-        src = module_source(cells, shown, names)
+        src = module_source(cells, shown, names, base, prev)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')

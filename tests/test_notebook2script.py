@@ -3,7 +3,7 @@
 Every test builds tiny notebooks as plain JSON in a temporary folder laid out like the repository
 (`nbs/`, `exp/`), so paths in messages read `nbs/...` and `exp/...`.
 """
-import json, os, random, subprocess, sys
+import ast, json, os, random, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -416,9 +416,40 @@ def test_all_is_previous_all_plus_defined_names(repo):
     assert all_of(repo, 'nb_02') == ['f', 'K', 'x', 'y', 'zs', 'n', 'g', 'h', 'new']
     src = (repo / 'exp' / 'nb_02.py').read_text()
     assert src.index('__all__') < src.index('from exp.nb_01 import *')
-    ns = {}
-    exec(src.replace('from exp.nb_01 import *', ''), ns)       # __all__ is a plain list
-    assert ns['__all__'] == all_of(repo, 'nb_02')
+    assert "from exp.nb_01 import __all__ as _base_all\n__all__ = _base_all + ['new']\n" in src   # only what it adds
+    assert imported_all(repo, 'nb_02') == all_of(repo, 'nb_02')
+
+
+def imported_all(repo, mod):
+    "`__all__` of `exp.<mod>` as Python sees it on import, in a fresh interpreter"
+    out = subprocess.run([sys.executable, '-c', f'import exp.{mod} as m; print(repr(m.__all__))'], cwd=repo,
+                         env={**os.environ, 'PYTHONPATH': str(repo)}, capture_output=True, text=True, check=True)
+    return ast.literal_eval(out.stdout)
+
+
+def test_all_follows_a_chain_of_modules(repo):
+    write_nb(repo, '01_a.ipynb', code('#export\na = 1\nb = 2\nc = 3'))
+    write_nb(repo, '02_b.ipynb', code('#export\nfrom exp.nb_01 import *\n# retire: b\nd = 4'))
+    write_nb(repo, '03_c.ipynb', code('#export\nfrom exp.nb_02 import *\n# retire: a, d'))   # adds nothing
+    write_nb(repo, '04_d.ipynb', code('#export\nfrom exp.nb_03 import *'))                 # changes nothing
+    assert run(repo) == 0
+    for mod, names in [('nb_01', ['a', 'b', 'c']), ('nb_02', ['a', 'c', 'd']), ('nb_03', ['c']), ('nb_04', ['c'])]:
+        assert all_of(repo, mod) == names == imported_all(repo, mod), mod
+    assert "__all__ = ['a', 'b', 'c']" in (repo / 'exp' / 'nb_01.py').read_text()          # no base: a literal
+    assert "__all__ = [n for n in _base_all if n not in {'a', 'd'}]\n" in (repo / 'exp' / 'nb_03.py').read_text()
+    assert '__all__ = list(_base_all)\n' in (repo / 'exp' / 'nb_04.py').read_text()
+
+
+def test_static_all_reader_refuses_what_it_cannot_follow(repo):
+    (repo / 'exp' / 'nb_01.py').write_text("from exp.nb_02 import __all__ as _base_all\n__all__ = _base_all + ['x']\n")
+    (repo / 'exp' / 'nb_02.py').write_text("from exp.nb_01 import __all__ as _base_all\n__all__ = _base_all + ['y']\n")
+    assert all_of(repo, 'nb_01') is None                                                   # a cycle
+    (repo / 'exp' / 'nb_03.py').write_text("from exp.nb_09 import __all__ as _base_all\n__all__ = _base_all + ['z']\n")
+    assert all_of(repo, 'nb_03') is None                                                   # the base file is missing
+    (repo / 'exp' / 'nb_04.py').write_text("__all__ = sorted(['b', 'a'])\n")
+    assert all_of(repo, 'nb_04') is None                                                   # not a form we write
+    (repo / 'exp' / 'nb_05.py').write_text("__all__ = ['a'] + ['b']\n")
+    assert all_of(repo, 'nb_05') == ['a', 'b']
 
 
 def test_retired_names_leave_all(repo):
