@@ -204,7 +204,8 @@ def guided_chunks(items, n_workers, max_size, min_size=None):
     "`items` cut into consecutive lists that shrink towards the end, so `n_workers` processes finish together"
     items = list(items)
     if n_workers < 1 or max_size < 1: raise ValueError(f'guided_chunks: n_workers={n_workers} and max_size={max_size} must be >= 1')
-    min_size = max(1, max_size // 10) if min_size is None else min(max(1, min_size), max_size)
+    if min_size is None: min_size = min(max_size // 10, -(-len(items) // (4 * n_workers)))   # small inputs: 4 chunks a worker
+    min_size = min(max(1, min_size), max_size)
     res, i = [], 0
     while i < len(items):
         size = min(max_size, max(min_size, -(-(len(items) - i) // (2 * n_workers))))

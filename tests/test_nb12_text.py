@@ -139,10 +139,15 @@ def test_guided_chunks(n, n_workers, max_size, min_size):
     sizes = [len(c) for c in chunks]
     assert all(0 < s <= max_size for s in sizes)
     assert sizes == sorted(sizes, reverse=True)                              # shrinking towards the end
-    lo = max(1, max_size // 10) if min_size is None else min(max(1, min_size), max_size)
+    lo = min(max_size // 10, -(-n // (4 * n_workers))) if min_size is None else min_size
+    lo = min(max(1, lo), max_size)
     assert all(s >= lo for s in sizes[:-1])                                  # only the last may be smaller
     if n >= 2 * n_workers * max_size: test_eq(sizes[0], max_size)            # plenty left: full chunks
     if sizes: assert sizes[-1] <= max(lo, -(-n // (2 * n_workers)))         # the tail is small
+
+def test_guided_chunks_small_input_feeds_every_worker():
+    sizes = [len(c) for c in guided_chunks(range(600), 2, 2000)]                # 600 long articles, 2 workers
+    assert len(sizes) >= 4 and max(sizes) <= 150, sizes
 
 def test_guided_chunks_bad_args():
     test_raises(lambda: guided_chunks(range(5), 0, 10), ValueError, 'n_workers=0')
