@@ -182,11 +182,19 @@ def _target_names(t):
     elif isinstance(t, ast.Starred): yield from _target_names(t.value)
 
 
+def _is_add_to_class(d):
+    "`@add_to_class(Cls)` (or `@x.add_to_class(Cls)`): the function is a method of `Cls`, not a module name"
+    f = d.func if isinstance(d, ast.Call) else d
+    return (isinstance(f, ast.Name) and f.id == 'add_to_class') or (isinstance(f, ast.Attribute) and f.attr == 'add_to_class')
+
+
 def _defined(stmts):
     """(name, line) for every name a block of module-level statements binds by def, class or assignment
-    (descending into if/try/with bodies, which run at import time); imports and loop variables excluded."""
+    (descending into if/try/with bodies, which run at import time); imports, loop variables and methods
+    attached to a class with `@add_to_class(Cls)` excluded."""
     for node in stmts:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): yield node.name, node.lineno
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if not any(_is_add_to_class(d) for d in node.decorator_list): yield node.name, node.lineno
         elif isinstance(node, ast.Assign):
             for t in node.targets: yield from ((n, node.lineno) for n in _target_names(t))
         elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):

@@ -3,7 +3,7 @@
 
 from exp.nb_03 import __all__ as _base_all
 __all__ = _base_all + ['DataBunch', 'get_model', 'Learner', 'listify', 'camel2snake', 'Callback',
-    'TrainEvalCallback', 'Runner', 'one_batch', 'all_batches', 'AvgStats', 'AvgStatsCallback']
+    'TrainEvalCallback', 'Runner', 'AvgStats', 'AvgStatsCallback']
 
 
 from exp.nb_03 import *

@@ -2,9 +2,9 @@
 # edit the notebook, then run `python notebook2script.py`.
 
 from exp.nb_04 import __all__ as _base_all
-__all__ = _base_all + ['create_learner', 'get_model_func', 'opt_hypers', 'Recorder', 'plot_lr',
-    'plot_loss', 'plot', 'ParamScheduler', 'annealer', 'sched_lin', 'sched_cos', 'sched_no',
-    'sched_exp', 'combine_scheds', 'cos_1cycle_anneal', 'one_cycle']
+__all__ = _base_all + ['create_learner', 'get_model_func', 'opt_hypers', 'Recorder',
+    'ParamScheduler', 'annealer', 'sched_lin', 'sched_cos', 'sched_no', 'sched_exp',
+    'combine_scheds', 'cos_1cycle_anneal', 'one_cycle']
 
 
 from exp.nb_04 import *

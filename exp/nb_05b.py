@@ -4,7 +4,7 @@
 from exp.nb_05 import __all__ as _base_all
 __all__ = _base_all + ['CancelFitException', 'CancelEpochException', 'CancelTrainException',
     'CancelValidException', 'CancelBatchException', 'CancelBackwardException',
-    'CancelStepException', 'TrainLoop', 'add_cbs', 'remove_cbs', 'LR_Find']
+    'CancelStepException', 'TrainLoop', 'LR_Find']
 
 
 from exp.nb_05 import *

@@ -4,7 +4,7 @@
 from exp.nb_09 import __all__ as _base_all
 __all__ = [n for n in _base_all if n not in {'Runner', 'create_learner', 'get_learn_run', 'get_model',
     'get_model_func', 'get_runner'}] + [
-    'param_getter', 'create_opt', 'get_learner']
+    'param_getter', 'get_learner']
 
 
 from exp.nb_09 import *

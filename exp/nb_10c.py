@@ -4,8 +4,7 @@
 from exp.nb_10b import __all__ as _base_all
 __all__ = _base_all + ['bn_types', 'model_to_half', 'get_master', 'set_group_params',
     'to_master_grads', 'to_model_params', 'grad_overflow', 'LossScaler', 'MixedPrecision',
-    'begin_batch', 'after_pred', 'after_loss', 'after_backward', 'begin_step', 'after_step',
-    'after_cancel_batch', 'after_fit', 'torch_param_groups', 'AutocastMixedPrecision', 'after_batch']
+    'torch_param_groups', 'AutocastMixedPrecision']
 
 
 from exp.nb_10b import *

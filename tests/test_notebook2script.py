@@ -452,6 +452,15 @@ def test_static_all_reader_refuses_what_it_cannot_follow(repo):
     assert all_of(repo, 'nb_05') == ['a', 'b']
 
 
+def test_methods_added_to_a_class_are_not_module_names(repo):
+    write_nb(repo, '01_a.ipynb', code('#export\ndef add_to_class(cls):\n    def _add(f): setattr(cls, f.__name__, f); return f\n'
+                                      '    return _add\nclass K: pass\n@add_to_class(K)\ndef forward(self): return 1\n'
+                                      'import types\nns = types.SimpleNamespace(add_to_class=add_to_class)\n'
+                                      '@ns.add_to_class(K)\ndef reset(self): pass\n@staticmethod\ndef helper(): pass'))
+    assert run(repo) == 0
+    assert all_of(repo, 'nb_01') == ['add_to_class', 'K', 'ns', 'helper']
+
+
 def test_retired_names_leave_all(repo):
     write_nb(repo, '01_a.ipynb', code('#export\ndef Runner(): pass\ndef get_runner(): pass\nkeep = 1'))
     write_nb(repo, '02_b.ipynb', code('#export\nfrom exp.nb_01 import *\n'
