@@ -111,6 +111,7 @@ class URLs:
     IMDB_SAMPLE    = 'https://s3.amazonaws.com/fast-ai-sample/imdb_sample.tgz'
     WIKITEXT_2     = 'https://wikitext.smerity.com/wikitext-2-v1.zip'
     WIKITEXT_103   = 'https://wikitext.smerity.com/wikitext-103-v1.zip'
+    FRA_ENG        = 'https://www.manythings.org/anki/fra-eng.zip'
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,9 @@ DATASETS = {
                                  note='wiki.{train,valid,test}.tokens: ~2M tokens of Wikipedia articles'),
     URLs.WIKITEXT_103: DatasetInfo('WikiText-103', 'wikitext-103',
                                    note='wiki.{train,valid,test}.tokens: ~103M tokens of Wikipedia articles'),
+    URLs.FRA_ENG: DatasetInfo('Tatoeba English-French pairs', 'fra-eng',
+                              note='fra.txt: one English<TAB>French pair a line (the canonical export adds an '
+                              'attribution column), plus _about.txt; extracts with no top folder'),
 }
 
 

@@ -130,7 +130,7 @@ def test_registry_and_url_filename():
     folders = {name: DATASETS[getattr(URLs, name)].folder for name in vars(URLs) if name.isupper()}
     assert folders == {'MNIST': None, 'IMAGENETTE_160': 'imagenette2-160', 'IMAGEWOOF_160': 'imagewoof2-160',
                        'PETS': 'oxford-iiit-pet', 'IMDB': 'aclImdb', 'IMDB_SAMPLE': 'imdb_sample',
-                       'WIKITEXT_2': 'wikitext-2', 'WIKITEXT_103': 'wikitext-103'}
+                       'WIKITEXT_2': 'wikitext-2', 'WIKITEXT_103': 'wikitext-103', 'FRA_ENG': 'fra-eng'}
     # only MNIST's canonical checksum is known (the mirror's SHA256SUMS lists the same file): none invented
     assert {u: i.sha256 for u, i in DATASETS.items() if i.sha256} == {
         URLs.MNIST: '83390dc2e85a0f578a4a61ef919e56b43ef760d05511117686cfc2ec41965672'}
