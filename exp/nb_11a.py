@@ -85,8 +85,7 @@ def save_model(model, path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    os.close(fd)
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}-{id(sd):x}.tmp')   # beside `path`: same file system
     try:
         torch.save(sd, tmp)
         os.replace(tmp, path)
@@ -153,13 +152,13 @@ pets_labeler = RegexLabeler(r'^(.*)_\d+\.jpg$')
 
 
 def sample_per_class(items, labeler, n, seed=0):
-    "At most `n` of the `items` of each label `labeler(item)`, drawn with `seed`, in sorted order; all if `n` is None"
+    "At most `n` of the `items` of each label `labeler(item)`, drawn with `seed` (whatever their order); all if `n` is None"
     if n is None: return list(items)
     if n < 1: raise ValueError(f"sample_per_class: n must be at least 1 (or None for all), got {n}")
     by_label = {}
     for o in items: by_label.setdefault(labeler(o), []).append(o)
     rng = random.Random(seed)
-    return sorted(o for lbl in sorted(by_label) for o in rng.sample(by_label[lbl], min(n, len(by_label[lbl]))))
+    return sorted(o for lbl in sorted(by_label) for o in rng.sample(sorted(by_label[lbl]), min(n, len(by_label[lbl]))))
 
 
 def _labelled_split(il, splitter, labeler, valid_tfms, n_train_per_class, n_valid, seed):
