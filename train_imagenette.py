@@ -36,6 +36,7 @@ from exp.nb_10 import byte_to_float
 from exp.nb_10b import LabelSmoothingCrossEntropy
 from exp.nb_10c import AutocastMixedPrecision
 from exp.nb_11 import cnn_learner, imagenette_split, sched_1cycle, xresnets
+from exp.nb_11a import save_atomic
 
 
 class UsageError(Exception):
@@ -133,18 +134,6 @@ class LoadStateCallback(Callback):
         if amp is not None and self.scaler_state: amp.scaler.load_state_dict(self.scaler_state)
 
 
-def atomic_save(obj, path):
-    "torch.save to a temporary file beside `path`, then rename: a crash never leaves half a checkpoint"
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}')
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists(): tmp.unlink()
-
-
 def plain_args(args): return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
 
 class CheckpointCallback(Callback):
@@ -162,7 +151,7 @@ class CheckpointCallback(Callback):
             amp = getattr(self.run, 'autocast_mixed_precision', None)
             model = self.run.model
             if isinstance(model, DistributedDataParallel): model = model.module
-            atomic_save(dict(model={k: v.detach().cpu() for k, v in model.state_dict().items()},
+            save_atomic(dict(model={k: v.detach().cpu() for k, v in model.state_dict().items()},
                              opt=self.opt.state_dict(), scaler=amp.scaler.state_dict() if amp is not None else {},
                              epoch=self.epoch + 1, args=plain_args(self.args), history=list(self.history),
                              norm=dict(mean=self.norm.mean.cpu(), std=self.norm.std.cpu())), self.args.save)
@@ -268,7 +257,7 @@ def train(args, rank, world, local_rank):
               f'at {args.size} px, batch {args.bs} ({args.bs // world} per process), epochs {start_epoch + 1}-{args.epochs}')
     learn.fit(args.epochs, cbs=sched_1cycle(args.lr, args.pct_start) + cbs, start_epoch=start_epoch)
     if args.dump_weights is not None:
-        atomic_save({k: v.detach().cpu() for k, v in learn.model.state_dict().items()},
+        save_atomic({k: v.detach().cpu() for k, v in learn.model.state_dict().items()},
                     f'{args.dump_weights}.rank{rank}.pt')
     if rank == 0 and history:
         h = history[-1]
