@@ -414,3 +414,19 @@ def test_save_and_load_lm(tmp_path):
     (tmp_path / 'bad.pth').write_bytes(b'not a checkpoint')
     test_raises(lambda: load_lm(tmp_path / 'bad.pth'), ValueError, contains='bad.pth')
     test_raises(lambda: load_lm(tmp_path / 'none.pth'), FileNotFoundError, contains='none.pth')
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_weight_dropout_on_cuda_matches_cpu():
+    "The fused (cuDNN) path: eval output and the raw weight's gradient equal the CPU's"
+    plain, wd = _lstm_pair(0.5, seed=5)
+    x = torch.randn(2, 5, 4)
+    wd_gpu = WeightDropout(nn.LSTM(4, 5, batch_first=True), 0.5)
+    wd_gpu.load_state_dict(wd.state_dict())
+    wd_gpu = wd_gpu.cuda().eval()
+    wd.eval()
+    test_near(wd_gpu(x.cuda())[0].cpu(), wd(x)[0], 1e-4)
+    wd.weight_p = wd_gpu.weight_p = 0.                          # the same (no) mask on both devices
+    wd.train(); wd_gpu.train()
+    wd(x)[0].sum().backward(); wd_gpu(x.cuda())[0].sum().backward()
+    test_near(wd_gpu.weight_hh_l0_raw.grad.cpu(), wd.weight_hh_l0_raw.grad, 1e-4)
