@@ -418,6 +418,7 @@ def save_lm(path, model, vocab, config):
     os.close(fd)
     try:
         torch.save({'model': model.state_dict(), 'vocab': list(vocab), 'config': dict(config)}, tmp)
+        os.chmod(tmp, 0o644)                     # mkstemp makes the file private; a saved model is for sharing
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp): os.remove(tmp)
