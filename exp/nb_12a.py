@@ -437,13 +437,13 @@ def load_lm(path):
     return model, ckpt['vocab']
 
 
-def take_tokens(docs, n_tokens=None, seed=0):
-    "Whole documents of `docs` in a seeded random order until at least `n_tokens` tokens (None: all, in order)"
+def take_tokens(docs, n_tokens=None, seed=0, size=len):
+    "Whole documents of `docs` in a seeded random order until at least `n_tokens` tokens (None: all, in order); `size(doc)` counts them"
     if n_tokens is None: return list(docs)
     res, total = [], 0
     for i in torch.randperm(len(docs), generator=torch.Generator().manual_seed(seed)).tolist():
         if total >= n_tokens: break
-        res.append(docs[i]); total += len(docs[i])
+        res.append(docs[i]); total += size(docs[i])
     return res
 
 def shrink_vocab(docs, vocab, max_vocab=None):
