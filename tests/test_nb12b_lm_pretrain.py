@@ -18,7 +18,7 @@ from exp.nb_12 import PAD, get_lm_dls
 from exp.nb_12a import (GradientClipping, PerplexityTableCallback, RNNTrainer, accuracy_flat, cross_entropy_flat,
                         get_language_model)
 from exp.nb_12b import (EpochSeed, TrainingCheckpoint, is_wiki_title, load_pretrained, load_training_checkpoint,
-                        next_words, reverse_docs, save_atomic, save_pretrained, wiki_articles, wiki_path)
+                        next_words, reverse_docs, save_pretrained, wiki_articles, wiki_path)
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -105,13 +105,6 @@ def test_checkpoint_refuses_pickled_objects_and_other_files(tmp_path):
     test_raises(lambda: load_training_checkpoint(l, tmp_path/'pickled.pth'), ValueError, 'pickled.pth')
     torch.save({'weights': torch.zeros(1)}, tmp_path/'other.pth')
     test_raises(lambda: load_training_checkpoint(l, tmp_path/'other.pth'), ValueError, 'not a TrainingCheckpoint')
-
-def test_save_atomic_leaves_no_temporary_file(tmp_path):
-    save_atomic({'a': torch.ones(2)}, tmp_path/'sub'/'f.pth')
-    save_atomic({'a': torch.zeros(2)}, tmp_path/'sub'/'f.pth')                       # replaces
-    test_eq([p.name for p in (tmp_path/'sub').iterdir()], ['f.pth'])
-    test_eq(torch.load(tmp_path/'sub'/'f.pth', weights_only=True)['a'], torch.zeros(2))
-
 
 # ---------------------------------------------------------------- the pretrained folder
 
