@@ -7,7 +7,7 @@ __all__ = _base_all + ['csv_to_folders', 'imdb_path', 'read_file', 'TextList', '
     'TK_MAJ', 'default_spec_tok', 'spacy_tokenizer', 'fixup_text', 'sub_br', 'spec_add_spaces',
     'rm_useless_spaces', 'replace_rep', 'replace_wrep', 'replace_all_caps', 'deal_caps',
     'add_eos_bos', 'default_pre_rules', 'default_post_rules', 'tokenize_texts', 'default_workers',
-    'parallel', 'chunked', 'guided_chunks', 'TokenizeProcessor', 'func_key',
+    'frozen_gc', 'parallel', 'chunked', 'guided_chunks', 'TokenizeProcessor', 'func_key',
     'NumericalizeProcessor', 'CACHE_VERSION', 'cache_key', 'CacheError', 'cached_label_by_func',
     'LMDataset', 'LMEpochSampler', 'get_lm_dls', 'lm_databunchify', 'SortSampler', 'SortishSampler',
     'pad_collate', 'get_clas_dls', 'clas_databunchify']
@@ -16,7 +16,7 @@ __all__ = _base_all + ['csv_to_folders', 'imdb_path', 'read_file', 'TextList', '
 from exp.nb_11a import *
 
 
-import collections, csv, dis, hashlib, html, json, multiprocessing, os, re, shutil, sys, tempfile, time
+import collections, contextlib, csv, dis, gc, hashlib, html, json, multiprocessing, os, re, shutil, sys, tempfile, time
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -184,6 +184,13 @@ def default_workers():
     "The number of cores this process may use"
     return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
 
+@contextlib.contextmanager
+def frozen_gc():
+    "While the block runs, the objects that exist now are left out of garbage collection (`gc.freeze`)"
+    gc.freeze()
+    try: yield
+    finally: gc.unfreeze()
+
 def parallel(func, arr, max_workers=None, start_method=None, progress=True):
     "`[func(o) for o in arr]`, in order, on `max_workers` processes (None: every core; 0 or 1: here)"
     arr = list(arr)
@@ -192,7 +199,7 @@ def parallel(func, arr, max_workers=None, start_method=None, progress=True):
     pb = (lambda it: progress_bar(it, total=len(arr), leave=False)) if progress else (lambda it: it)
     if n <= 1: return [func(o) for o in pb(arr)]
     ctx = multiprocessing.get_context(start_method) if start_method else None
-    with ProcessPoolExecutor(n, mp_context=ctx) as ex: return list(pb(ex.map(func, arr)))
+    with frozen_gc(), ProcessPoolExecutor(n, mp_context=ctx) as ex: return list(pb(ex.map(func, arr)))
 
 def chunked(items, size):
     "`items` cut into consecutive lists of `size`"

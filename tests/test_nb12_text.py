@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from exp.nb_00 import URLs, test_eq, test_raises, untar_data
 from exp.nb_08 import CategoryProcessor, DataBlockError, SplitData, label_by_func, parent_labeler
-from exp.nb_12 import (guided_chunks, BOS, EOS, PAD, TK_MAJ, TK_REP, TK_UP, TK_WREP, UNK, LMDataset, NumericalizeProcessor,
+from exp.nb_12 import (frozen_gc, guided_chunks, BOS, EOS, PAD, TK_MAJ, TK_REP, TK_UP, TK_WREP, UNK, LMDataset, NumericalizeProcessor,
                        SortishSampler, SortSampler, TextList, TokenizeProcessor, add_eos_bos, cache_key,
                        cached_label_by_func, clas_databunchify, clas_splitter, csv_to_folders, deal_caps,
                        default_spec_tok, fixup_text, func_key, get_lm_dls, lm_databunchify, lm_label,
@@ -152,6 +152,18 @@ def test_guided_chunks_small_input_feeds_every_worker():
 def test_guided_chunks_bad_args():
     test_raises(lambda: guided_chunks(range(5), 0, 10), ValueError, 'n_workers=0')
     test_raises(lambda: guided_chunks(range(5), 2, 0), ValueError, 'max_size=0')
+
+def test_frozen_gc_unfreezes_even_on_error():
+    import gc
+    before = gc.get_freeze_count()
+    with frozen_gc(): assert gc.get_freeze_count() > before
+    test_eq(gc.get_freeze_count(), before)
+    def boom():
+        with frozen_gc(): raise KeyError('x')
+    test_raises(boom, KeyError)
+    test_eq(gc.get_freeze_count(), before)
+    parallel(len, [[1], [2, 3]], max_workers=2, progress=False)
+    test_eq(gc.get_freeze_count(), before)
 
 def test_parallel_equals_serial_on_real_reviews(reviews):
     serial = TokenizeProcessor(chunksize=2000, max_workers=1, progress=False)(reviews)
