@@ -23,6 +23,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch.utils.data import DataLoader
 import matplotlib.pyplot as plt
 from exp.nb_00 import URLs, untar_data, data_dir, test_eq, test_near, test_raises
+from exp.nb_03 import Dataset
 from exp.nb_04 import Callback, AvgStatsCallback, listify
 from exp.nb_05 import Recorder
 from exp.nb_06 import DeviceCallback, default_device
@@ -70,13 +71,7 @@ def length_cut(x_train, y_train, x_valid, y_valid, pct=99):
     return (*keep(x_train, y_train), *keep(x_valid, y_valid), cx, cy)
 
 
-class Seq2SeqDataset():
-    "Pairs `(x[i], y[i])` of two equally long lists"
-    def __init__(self, x, y):
-        if len(x) != len(y): raise ValueError(f"Seq2SeqDataset: x has {len(x)} items and y has {len(y)}")
-        self.x, self.y = x, y
-    def __len__(self): return len(self.x)
-    def __getitem__(self, i): return self.x[i], self.y[i]
+Seq2SeqDataset = Dataset         # lesson 03's pair of equally long lists: ds[i] is (x[i], y[i])
 
 def seq2seq_collate(samples, pad_idx=1):
     "Inputs and targets of `samples`, each padded with `pad_idx` at the end: (bs, max_len_x), (bs, max_len_y)"
