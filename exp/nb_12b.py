@@ -4,7 +4,7 @@
 from exp.nb_12a import __all__ as _base_all
 __all__ = _base_all + ['WIKI_CORPORA', 'wiki_path', 'is_wiki_title', 'wiki_articles',
     'reverse_docs', 'TrainingCheckpoint', 'load_training_checkpoint', 'EpochSeed', 'next_words',
-    'save_pretrained', 'load_pretrained']
+    'save_pretrained', 'read_pretrained', 'load_pretrained']
 
 
 from exp.nb_12a import *
@@ -43,8 +43,8 @@ def wiki_articles(fn):
 
 
 def reverse_docs(docs):
-    "Every document of `docs` (arrays of ids) from its last token to its first"
-    return [np.ascontiguousarray(np.asarray(d)[::-1]) for d in docs]
+    "Every document of `docs` (arrays of ids) from its last token to its first, each a new array"
+    return [np.asarray(d)[::-1].copy() for d in docs]     # a copy: NumPy leaves a 1-token view's stride negative
 
 
 class TrainingCheckpoint(Callback):
@@ -112,18 +112,23 @@ def save_pretrained(dest, model, vocab, config, **info):
     return dest
 
 
-def load_pretrained(src):
-    "(model, vocab, config) from a `save_pretrained` folder; a clear error when its files do not belong together"
+def read_pretrained(src):
+    "(state dict, vocab, config) from a `save_pretrained` folder; a clear error when its files do not belong together"
     src = Path(src)
     missing = [n for n in ('weights.pth', 'vocab.json', 'config.json') if not (src/n).is_file()]
-    if missing: raise FileNotFoundError(f"load_pretrained: {src} lacks {', '.join(missing)} (write it with save_pretrained)")
+    if missing: raise FileNotFoundError(f"read_pretrained: {src} lacks {', '.join(missing)} (write it with save_pretrained)")
     vocab = json.loads((src/'vocab.json').read_text(encoding='utf-8'))
     config = json.loads((src/'config.json').read_text(encoding='utf-8'))
     sd = torch.load(src/'weights.pth', map_location='cpu', weights_only=True)
     n_emb = next((v.shape[0] for k, v in sd.items() if k.endswith('emb.weight')), None)
     if not (len(vocab) == config['model']['vocab_sz'] == n_emb):
-        raise ValueError(f"load_pretrained: {src/'vocab.json'} has {len(vocab)} words, {src/'config.json'} says "
+        raise ValueError(f"read_pretrained: {src/'vocab.json'} has {len(vocab)} words, {src/'config.json'} says "
                          f"vocab_sz={config['model']['vocab_sz']}, {src/'weights.pth'} embeds {n_emb}: not one model")
+    return sd, vocab, config
+
+def load_pretrained(src):
+    "(model, vocab, config): the language model of a `save_pretrained` folder, rebuilt from its config"
+    sd, vocab, config = read_pretrained(src)
     model = get_language_model(**config['model'])
     model.load_state_dict(sd)
     return model, vocab, config

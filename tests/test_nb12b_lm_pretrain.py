@@ -57,6 +57,8 @@ def test_reverse_docs(docs):
     test_eq([r.tolist() for r in rev], [d[::-1] for d in docs])
     test_eq([r.tolist() for r in reverse_docs(rev)], docs)
     assert all(r.flags['C_CONTIGUOUS'] for r in rev)
+    assert all(min(r.strides, default=0) >= 0 for r in rev)        # torch.from_numpy refuses negative strides
+    for r in rev: torch.from_numpy(r)
 
 
 # ---------------------------------------------------------------- resumable training
