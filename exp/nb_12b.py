@@ -2,9 +2,10 @@
 # edit the notebook, then run `python notebook2script.py`.
 
 from exp.nb_12a import __all__ as _base_all
-__all__ = _base_all + ['WIKI_CORPORA', 'wiki_path', 'is_wiki_title', 'wiki_articles',
-    'reverse_docs', 'TrainingCheckpoint', 'load_training_checkpoint', 'EpochSeed', 'next_words',
-    'save_pretrained', 'read_pretrained', 'load_pretrained']
+__all__ = [n for n in _base_all if n not in {'load_lm', 'save_lm'}] + ['WIKI_CORPORA', 'wiki_path',
+    'is_wiki_title', 'wiki_articles', 'reverse_docs', 'TrainingCheckpoint',
+    'load_training_checkpoint', 'EpochSeed', 'next_words', 'save_pretrained', 'read_pretrained',
+    'load_pretrained']
 
 
 from exp.nb_12a import *
@@ -69,6 +70,7 @@ def load_training_checkpoint(learn, path):
     except Exception as e: raise ValueError(f"load_training_checkpoint: cannot read {path} ({e})") from None
     if not isinstance(ckpt, dict) or not {'model', 'opt', 'epoch', 'history'} <= set(ckpt):
         raise ValueError(f"load_training_checkpoint: {path} is not a TrainingCheckpoint file")
+    check_state_dict(learn.model, ckpt['model'], where=str(path))      # lesson 11a: names the keys that do not fit
     learn.model.load_state_dict(ckpt['model'])
     learn.opt = learn.create_opt()
     learn.opt.load_state_dict(ckpt['opt'])
@@ -96,6 +98,7 @@ def next_words(model, vocab, tokens, k=10, backwards=False):
     return [vocab[i] for i in scores.topk(k).indices.tolist()]
 
 
+# retire: save_lm, load_lm - replaced by save_pretrained/load_pretrained (12b): a folder with a plain-text vocabulary
 def save_pretrained(dest, model, vocab, config, **info):
     "Write `model`'s weights, `vocab` and `config` (+ `info`) to the folder `dest`, atomically"
     dest = Path(dest)

@@ -108,6 +108,17 @@ def test_checkpoint_refuses_pickled_objects_and_other_files(tmp_path):
     torch.save({'weights': torch.zeros(1)}, tmp_path/'other.pth')
     test_raises(lambda: load_training_checkpoint(l, tmp_path/'other.pth'), ValueError, 'not a TrainingCheckpoint')
 
+def test_checkpoint_of_another_model_names_the_keys(tmp_path):
+    "A checkpoint of another architecture: a clear error naming the file and the mis-shaped key, nothing loaded"
+    a = _learner(); a.fit(1, cbs=[TrainingCheckpoint(tmp_path/'a.pth')])
+    torch.manual_seed(1)
+    b = _learner()
+    b.model = get_language_model(40, 8, 12, 2, 1)                         # another hidden size
+    before = [p.detach().clone() for p in b.model.parameters()]
+    test_raises(lambda: load_training_checkpoint(b, tmp_path/'a.pth'), ValueError, 'a.pth')
+    test_raises(lambda: load_training_checkpoint(b, tmp_path/'a.pth'), ValueError, 'weight_hh_l0_raw')
+    for p, q in zip(b.model.parameters(), before): test_eq(p, q)
+
 # ---------------------------------------------------------------- the pretrained folder
 
 def _lm(vocab_sz=30):
