@@ -11,7 +11,7 @@ __all__ = _base_all + ['match_embeds', 'unique_params', 'lm_param_splitter', 'fr
 from exp.nb_12b import *
 
 
-import json, math, time, tempfile
+import hashlib, json, math, time, tempfile
 from functools import partial
 from pathlib import Path
 import numpy as np
