@@ -6,13 +6,14 @@ __all__ = _base_all + ['unit_rows', 'WordSpace', 'word_space_from_lm', 'load_wor
     'read_vec_file', 'cooccurrence_counts', 'ppmi', 'standin_word_space', 'IMAGENETTE_NAMES',
     'NAME_SUBSTITUTES', 'MissingWordWarning', 'name_vector', 'class_targets', 'body_features',
     'devise_head', 'devise_model', 'cos_loss', 'VectorTargetLoss', 'nearest_class',
-    'NearestClassAccuracy', 'devise_learner', 'topk_search', 'content_words', 'get_preds']
+    'NearestClassAccuracy', 'devise_learner', 'topk_search', 'content_words', 'get_preds',
+    'recall_at_k', 'hnsw_index']
 
 
 from exp.nb_13 import *
 
 
-import json, math, random, re, time, warnings
+import math, random, tempfile, time, warnings
 from collections import Counter
 from functools import partial
 from pathlib import Path
@@ -21,15 +22,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
-from exp.nb_00 import URLs, untar_data, data_dir, test_eq, test_near, test_raises
-from exp.nb_03 import accuracy
-from exp.nb_06 import DeviceCallback, default_device
-from exp.nb_08 import DataBlockError, NormalizeChan, show_image
+from exp.nb_00 import URLs, untar_data, data_dir, test_eq, test_near, test_near_zero, test_raises
+from exp.nb_06 import BatchTransformXCallback, DeviceCallback, default_device
+from exp.nb_08 import NormalizeChan, show_image
 from exp.nb_09 import adam_opt
 from exp.nb_09b import Learner
 from exp.nb_09c import AvgStatsTableCallback, ProgressCallback
 from exp.nb_04 import Callback
-from exp.nb_06 import BatchTransformXCallback
 from exp.nb_10 import ByteToFloatCallback, byte_to_float
 from exp.nb_11 import xresnets, imagenette_split, sched_1cycle, cnn_learner
 from exp.nb_11a import AdaptiveConcatPool2d, cut_at_pool, IMAGENETTE_FIRST5, IMAGENETTE_LAST5
@@ -260,3 +259,21 @@ def get_preds(model, dl, tfm=None, device=None):
             xb = byte_to_float(xb.to(device))
             preds.append(model(tfm(xb) if tfm is not None else xb).float().cpu()); ys.append(yb)
     return torch.cat(preds), torch.cat(ys)
+
+
+def recall_at_k(approx, exact):
+    "Mean over the queries of |approx top-k ∩ exact top-k| / k (two (n, k) index tensors or lists)"
+    approx, exact = torch.as_tensor(approx).tolist(), torch.as_tensor(exact).tolist()
+    if len(approx) != len(exact) or not exact:
+        raise ValueError(f"recall_at_k: {len(approx)} approximate and {len(exact)} exact rows")
+    return sum(len(set(a) & set(e)) / len(e) for a, e in zip(approx, exact)) / len(exact)
+
+def hnsw_index(keys, M=16, ef_construction=200, ef=50, seed=0):
+    "An hnswlib cosine index of the rows of `keys` (one thread, seeded), or None when hnswlib is not installed"
+    try: import hnswlib
+    except ImportError: return None
+    index = hnswlib.Index(space='cosine', dim=keys.shape[1])
+    index.init_index(max_elements=len(keys), ef_construction=ef_construction, M=M, random_seed=seed)
+    index.add_items(keys.numpy().astype(np.float32), np.arange(len(keys)), num_threads=1)
+    index.set_ef(ef)
+    return index
