@@ -115,6 +115,7 @@ def text_clas_databunch(ll, bs, max_vocab=None, backwards=False, max_tokens=None
     data = DataBunch(*get_clas_dls(train, valid, bs, pad_idx=pad_idx, **kwargs), c_in=len(vocab), c_out=len(classes))
     data.vocab, data.classes, data.backwards, data.max_tokens = vocab, list(classes), backwards, max_tokens
     data.tokenizer, data.pad_idx, data.train_idx, data.valid_idx = ll.train.proc_x[0], pad_idx, t_idx, v_idx
+    data.otoi = {w: i for i, w in enumerate(vocab)}                   # word -> id, for raw text
     return data
 
 
@@ -251,8 +252,7 @@ def predict(learn, text):
     d = learn.data
     tok = d.tokenizer
     toks = tokenize_texts([text], tok.lang, tok.pre_rules, tok.post_rules)[0]
-    otoi = {w: i for i, w in enumerate(d.vocab)}
-    ids = [otoi.get(t, 0) for t in toks][:d.max_tokens]
+    ids = [d.otoi.get(t, d.otoi[UNK]) for t in toks][:d.max_tokens]
     if d.backwards: ids = ids[::-1]
     dev = next(learn.model.parameters()).device
     learn.model.eval()

@@ -6,8 +6,8 @@ __all__ = _base_all + ['unit_rows', 'WordSpace', 'word_space_from_lm', 'load_wor
     'read_vec_file', 'cooccurrence_counts', 'ppmi', 'standin_word_space', 'IMAGENETTE_NAMES',
     'NAME_SUBSTITUTES', 'MissingWordWarning', 'name_vector', 'class_targets', 'body_features',
     'devise_head', 'devise_model', 'cos_loss', 'VectorTargetLoss', 'nearest_class',
-    'NearestClassAccuracy', 'devise_learner', 'topk_search', 'content_words', 'get_preds',
-    'recall_at_k', 'hnsw_index']
+    'NearestClassAccuracy', 'devise_learner', 'topk_rows', 'topk_search', 'content_words',
+    'get_preds', 'recall_at_k', 'hnsw_index']
 
 
 from exp.nb_13 import *
@@ -228,6 +228,18 @@ def devise_learner(arch, data, class_vecs, opt_func, loss=cos_loss, lr=1e-2, nor
                    cb_funcs=cb_funcs)
 
 
+def topk_rows(s, k):
+    "(scores, indices) of the `k` largest entries of each row of `s`, descending; ties: lower index"
+    v, j = s.topk(k, dim=1)
+    j = j.sort(dim=1).values                                   # the chosen set, by index
+    v, o = s.gather(1, j).sort(dim=1, descending=True, stable=True)
+    j = j.gather(1, o)                                         # by score; equal scores keep the index order
+    tied = (s >= v[:, -1:]).sum(1) > k                         # more than k reach the k-th score: topk chose
+    if tied.any():                                             # among ties, so those rows are sorted whole
+        vt, jt = torch.sort(s[tied], dim=1, descending=True, stable=True)
+        v[tied], j[tied] = vt[:, :k], jt[:, :k]
+    return v, j
+
 def topk_search(queries, keys, k=10, bs=1024, cosine=True):
     "(scores, indices) of the `k` rows of `keys` most similar to each query (cosine, else dot product); ties: lower index"
     one = queries.ndim == 1
@@ -236,10 +248,7 @@ def topk_search(queries, keys, k=10, bs=1024, cosine=True):
         raise ValueError(f"topk_search: queries {tuple(queries.shape)} and keys {tuple(keys.shape)} must be (n, d), (m, d)")
     if not 1 <= k <= len(keys): raise ValueError(f"topk_search: k={k} must be between 1 and the {len(keys)} keys")
     if cosine: q, keys = unit_rows(q), unit_rows(keys)
-    scores, idxs = [], []
-    for i in range(0, len(q), bs):
-        s, j = torch.sort(q[i:i + bs] @ keys.T, dim=1, descending=True, stable=True)
-        scores.append(s[:, :k]); idxs.append(j[:, :k])
+    scores, idxs = zip(*[topk_rows(q[i:i + bs] @ keys.T, k) for i in range(0, len(q), bs)])
     scores, idxs = torch.cat(scores), torch.cat(idxs)
     return (scores[0], idxs[0]) if one else (scores, idxs)
 

@@ -18,7 +18,7 @@ from exp.nb_14 import (IMAGENETTE_NAMES, NAME_SUBSTITUTES, MissingWordWarning, N
                        VectorTargetLoss, WordSpace, class_targets, content_words, cooccurrence_counts, cos_loss,
                        devise_head, devise_learner, devise_model, get_preds, hnsw_index, load_word_space,
                        name_vector, nearest_class, ppmi, read_vec_file, recall_at_k, standin_word_space,
-                       topk_search, unit_rows, word_space_from_lm)
+                       topk_rows, topk_search, unit_rows, word_space_from_lm)
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -98,6 +98,26 @@ def test_topk_cosine_matches_loop_and_batches_agree():
     test_eq(i1, i2); test_near(s1, s2, eps=1e-6)          # another matmul shape may round differently
     test_eq(i1.tolist(), topk_loop(q, keys, 7, cosine=True))
     test_near(s1[:, 0], F.cosine_similarity(q, keys[i1[:, 0]], dim=-1), eps=1e-5)
+
+
+@given(st.integers(1, 6), st.integers(1, 40), st.integers(0, 10**6))
+@settings(max_examples=150, deadline=None, database=None)
+def test_topk_rows_equals_a_full_stable_sort(n_rows, n_cols, seed):
+    "Rows with few distinct values: ties before, at and after the k-th place; also rows without ties"
+    g = torch.Generator().manual_seed(seed)
+    s = torch.randint(0, 1 + seed % 4, (n_rows, n_cols), generator=g).float()
+    if seed % 3 == 0: s = torch.randn(n_rows, n_cols, generator=g)
+    k = 1 + seed % n_cols
+    v, j = topk_rows(s, k)
+    vs, js = torch.sort(s, dim=1, descending=True, stable=True)
+    test_eq(j, js[:, :k]); test_eq(v, vs[:, :k])
+
+
+def test_topk_rows_tie_straddling_the_kth_place():
+    s = torch.tensor([[1., 3., 2., 2., 2., 0.],         # the 2s straddle k=3: keep the lower indices 2 and 3
+                      [5., 4., 3., 2., 1., 0.]])        # no tie: topk's set as it is
+    test_eq(topk_rows(s, 3)[1].tolist(), [[1, 2, 3], [0, 1, 2]])
+    test_eq(topk_rows(s, 3)[0].tolist(), [[3., 2., 2.], [5., 4., 3.]])
 
 
 def test_topk_ties_go_to_lower_index():
