@@ -230,8 +230,7 @@ def devise_learner(arch, data, class_vecs, opt_func, loss=cos_loss, lr=1e-2, nor
 
 def topk_rows(s, k):
     "(scores, indices) of the `k` largest entries of each row of `s`, descending; ties: lower index"
-    v, j = s.topk(k, dim=1)
-    j = j.sort(dim=1).values                                   # the chosen set, by index
+    j = s.topk(k, dim=1).indices.sort(dim=1).values            # topk's set, by index
     v, o = s.gather(1, j).sort(dim=1, descending=True, stable=True)
     j = j.gather(1, o)                                         # by score; equal scores keep the index order
     tied = (s >= v[:, -1:]).sum(1) > k                         # more than k reach the k-th score: topk chose
