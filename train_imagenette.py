@@ -70,8 +70,10 @@ def get_parser():
     p.add_argument('--data', type=Path, default=None,
                    help='Imagenette folder holding train/ and val/ (default: imagenette2-160 from the dataset helpers)')
     p.add_argument('--n-classes', type=int, default=None, help='use only the first N classes (wnid order)')
-    p.add_argument('--n-train', type=int, default=None, help='random subset of N training images (seeded by --seed)')
-    p.add_argument('--n-valid', type=int, default=None, help='random subset of N validation images (seeded by --seed)')
+    p.add_argument('--n-train', type=int, default=None,
+                   help='subset of N training images, each class keeping its share (seeded by --seed; N >= the classes)')
+    p.add_argument('--n-valid', type=int, default=None,
+                   help='subset of N validation images, each class keeping its share (seeded by --seed)')
     p.add_argument('--no-augment', action='store_true', help='centre crops for training too (no random crop or flip)')
     p.add_argument('--sync-bn', action='store_true', help='SyncBatchNorm across processes (needs CUDA)')
     p.add_argument('--save', type=Path, default=None, help='checkpoint written (atomically) after every epoch')
@@ -183,8 +185,9 @@ def check_args(args, world):
     if args.arch not in ARCHS: raise UsageError(f'--arch {args.arch}: unknown, choose one of {", ".join(ARCHS)}')
     if args.bs < world: raise UsageError(f'--bs {args.bs} is smaller than the number of processes ({world})')
     if args.bs % world: raise UsageError(f'--bs {args.bs} must be a multiple of the number of processes ({world})')
-    for name in ('size', 'epochs'):
-        if getattr(args, name) < 1: raise UsageError(f'--{name} must be at least 1')
+    for name in ('size', 'epochs', 'n_classes', 'n_train', 'n_valid'):
+        v = getattr(args, name)
+        if v is not None and v < 1: raise UsageError(f'--{name.replace("_", "-")} must be at least 1')
     if args.data is not None:
         if not args.data.is_dir(): raise UsageError(f'--data {args.data}: no such folder')
         for split in ('train', 'val'):
@@ -201,6 +204,10 @@ def get_device(args, local_rank):
     if dev.type == 'mps' and not torch.backends.mps.is_available(): raise UsageError('--device mps: MPS is not available')
     if dev.type == 'cuda':
         if not torch.cuda.is_available(): raise UsageError('--device cuda: CUDA is not available')
+        n_gpu = torch.cuda.device_count()
+        if local_rank >= n_gpu:
+            raise UsageError(f'process {local_rank} of this machine has no GPU of its own: {n_gpu} CUDA device(s). '
+                             f'Run one process per GPU (torchrun --nproc_per_node {n_gpu}), or pass --device cpu')
         dev = torch.device('cuda', local_rank)
         torch.cuda.set_device(dev)
     return dev
@@ -208,8 +215,11 @@ def get_device(args, local_rank):
 
 def get_data(args, rank, world, dev):
     path = args.data if args.data is not None else untar_data(URLs.IMAGENETTE_160)
-    ll = imagenette_split(path, args.size, args.n_classes, n_train=args.n_train, n_valid=args.n_valid, seed=args.seed,
-                          augment=not args.no_augment)
+    try: ll = imagenette_split(path, args.size, args.n_classes, n_train=args.n_train, n_valid=args.n_valid,
+                              seed=args.seed, augment=not args.no_augment)
+    except ValueError as e:
+        if 'n_train=' not in str(e): raise
+        raise UsageError(f'--n-train {args.n_train}: {e}') from None    # fewer training images than classes
     if len(ll.train) == 0 or len(ll.valid) == 0:
         raise UsageError(f'--data {path}: no images found in train/ or val/')
     per_rank = args.bs // world

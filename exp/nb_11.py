@@ -3,8 +3,8 @@
 
 from exp.nb_10c import __all__ as _base_all
 __all__ = _base_all + ['xconv_layer', 'ResBlock', 'XResNet', 'xresnet18', 'xresnet34', 'xresnet50',
-    'xresnet101', 'xresnet152', 'xresnets', 'imagenette_split', 'create_phases', 'sched_1cycle',
-    'cnn_learner']
+    'xresnet101', 'xresnet152', 'xresnets', 'class_sample', 'imagenette_split', 'create_phases',
+    'sched_1cycle', 'cnn_learner']
 
 
 from exp.nb_10c import *
@@ -101,6 +101,24 @@ xresnets = dict(xresnet18=xresnet18, xresnet34=xresnet34, xresnet50=xresnet50, x
                 xresnet152=xresnet152)
 
 
+def class_sample(items, n, label_func, seed=0):
+    "A seeded sample of `n` of `items`, each class keeping its share (at least one item when n >= the classes)"
+    groups = {}
+    for o in items: groups.setdefault(label_func(o), []).append(o)
+    labels = sorted(groups)
+    if n >= len(items): return sorted(items)
+    exact = [n * len(groups[l]) / len(items) for l in labels]
+    counts = [int(e) for e in exact]
+    by_remainder = sorted(range(len(labels)), key=lambda i: (counts[i] - exact[i], i))
+    for i in by_remainder[:n - sum(counts)]: counts[i] += 1
+    if n >= len(labels):                             # a class left empty takes one from the largest
+        for i in [i for i, c in enumerate(counts) if c == 0]:
+            j = max(range(len(labels)), key=lambda j: (counts[j], -j))
+            counts[j] -= 1; counts[i] += 1
+    rng = random.Random(seed)
+    return sorted(o for l, c in zip(labels, counts) for o in rng.sample(groups[l], c))
+
+
 def imagenette_split(path, size, n_classes=None, n_items=None, n_train=None, n_valid=None, seed=0,
                      augment=True, scale=(0.35, 1.)):
     "Labelled train/val split of the Imagenette folder `path` at `size` px, optionally fewer classes and images"
@@ -109,13 +127,15 @@ def imagenette_split(path, size, n_classes=None, n_items=None, n_train=None, n_v
     il = ImageList.from_files(path, tfms=tfms if augment else valid_tfms)
     wnids = sorted({f.parent.name for f in il.items})
     if n_classes is not None: wnids = wnids[:n_classes]
+    if n_train is not None and n_train < len(wnids):
+        raise ValueError(f"imagenette_split: n_train={n_train} is fewer than the {len(wnids)} classes "
+                         "(every class needs a training image)")
     items = [f for f in il.items if f.parent.name in set(wnids)]
     if n_items is not None: items = sorted(random.Random(seed).sample(items, min(n_items, len(items))))
     sd = SplitData.split_by_func(il.new(items), partial(grandparent_splitter, valid_name='val'))
     for name, n in (('train', n_train), ('valid', n_valid)):
         part = getattr(sd, name)
-        if n is not None and n < len(part):
-            setattr(sd, name, part.new(sorted(random.Random(seed).sample(part.items, n))))
+        if n is not None and n < len(part): setattr(sd, name, part.new(class_sample(part.items, n, parent_labeler, seed)))
     ll = label_by_func(sd, parent_labeler, proc_y=CategoryProcessor())
     ll.valid.x.tfms = valid_tfms
     return ll

@@ -5,7 +5,11 @@ outputs exactly 0), the stride of each stage, parameter counts derived by hand b
 stem; 1cycle per parameter group read from `opt.hypers` during a fit; `cnn_learner` reading c_in/c_out from
 the data and lowering the loss.
 """
+import math
+from collections import Counter
+
 import pytest
+from hypothesis import given, settings, strategies as st
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -236,3 +240,29 @@ def test_imagenette_split_subsets():
     test_eq((x.shape, x.dtype), ((3, 24, 24), torch.uint8))
     again = imagenette_split(untar_data(URLs.IMAGENETTE_160), 24, n_classes=3, n_train=30, n_valid=11, seed=1)
     test_eq(list(again.valid.x.items), list(ll.valid.x.items))        # seeded: the same items every time
+    counts = Counter(f.parent.name for f in ll.train.x.items)
+    test_eq(sorted(counts.values()), [10, 10, 10])                   # stratified: 3 classes of ~equal size
+    ten = imagenette_split(untar_data(URLs.IMAGENETTE_160), 24, n_train=10, n_valid=4, seed=3)
+    test_eq(len({f.parent.name for f in ten.train.x.items}), 10)      # one training image per class
+    with pytest.raises(ValueError, match='n_train=9 is fewer than the 10 classes'):
+        imagenette_split(untar_data(URLs.IMAGENETTE_160), 24, n_train=9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 40), min_size=1, max_size=8), st.data())
+def test_class_sample_properties(sizes, data):
+    from exp.nb_11 import class_sample
+    items = [(c, i) for c, k in enumerate(sizes) for i in range(k)]
+    n = data.draw(st.integers(0, len(items) + 3))
+    seed = data.draw(st.integers(0, 5))
+    got = class_sample(items, n, lambda o: o[0], seed=seed)
+    test_eq(len(got), min(n, len(items)))
+    test_eq(len(set(got)), len(got)); assert set(got) <= set(items)
+    test_eq(got, class_sample(items, n, lambda o: o[0], seed=seed))   # seeded
+    counts = [sum(1 for c, _ in got if c == k) for k in range(len(sizes))]
+    assert all(c <= k for c, k in zip(counts, sizes))
+    if n >= len(items): return
+    share = [n * k / len(items) for k in sizes]
+    if n >= len(sizes): assert min(counts) >= 1                       # no class left out
+    else: assert all(abs(c - s) < 1 for c, s in zip(counts, share))   # plain largest remainders
+    assert all(c <= max(1, math.ceil(s)) for c, s in zip(counts, share))   # never above its share, rounded up

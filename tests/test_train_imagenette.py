@@ -9,7 +9,8 @@
   its checkpoint ends with the weights and optimizer state of an uninterrupted run, bit for bit; fp16 keeps its
   loss-scale state across the resume.
 - Exit status 2 and a clear message: unknown arch, missing or empty data folder, --bs smaller than the number of
-  processes, a checkpoint of another arch, a checkpoint holding a pickled object.
+  processes, --n-train smaller than the number of classes, a checkpoint of another arch, a checkpoint holding a
+  pickled object.
 """
 import os, signal, subprocess, sys, time
 from pathlib import Path
@@ -34,9 +35,10 @@ pytestmark = pytest.mark.usefixtures('one_thread')
 @pytest.fixture(scope='module')
 def data_dir(): return untar_data(URLs.IMAGENETTE_160)
 
-def small_args(data_dir, *extra, arch='xresnet18'):
+def small_args(data_dir, *extra, arch='xresnet18', device='cpu'):
+    "The CPU (gloo) path, also on a machine with GPUs: two processes on one GPU would be refused"
     return ['--arch', arch, '--size', '32', '--bs', '16', '--n-classes', '2', '--n-train', '64', '--n-valid', '37',
-            '--workers', '0', '--data', str(data_dir), *map(str, extra)]
+            '--workers', '0', '--data', str(data_dir), *map(str, extra), '--device', device]
 
 def torchrun(args, nproc=2, timeout=150):
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'GLOO_SOCKET_IFNAME': 'lo',
@@ -172,11 +174,38 @@ def test_bad_input_exit_2(data_dir, tmp_path, capsys, monkeypatch):
     assert rc == 2 and 'of --arch xresnet50, not xresnet18' in err
     rc, err = run_main(capsys, small_args(data_dir, '--resume', tmp_path / 'missing.pt'))
     assert rc == 2 and 'no such file' in err
+    few = small_args(data_dir)
+    few[few.index('--n-classes') + 1] = '10'; few[few.index('--n-train') + 1] = '6'
+    rc, err = run_main(capsys, few)
+    assert rc == 2 and '--n-train 6' in err and 'fewer than the 10 classes' in err
+    few[few.index('--n-train') + 1] = '0'
+    rc, err = run_main(capsys, few)
+    assert rc == 2 and '--n-train must be at least 1' in err
 
 
 class Sneaky:
     "An object whose unpickling would run code: a weights-only load must refuse the file"
     def __reduce__(self): return (print, ('unpickled!',))
+
+def test_one_process_per_gpu(monkeypatch):
+    "Without CUDA here, pretend there is one GPU: the second process of the machine is refused before it starts"
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 1)
+    args = train_imagenette.get_parser().parse_args(['--device', 'cuda'])
+    with pytest.raises(train_imagenette.UsageError, match=r'process 1 .* 1 CUDA device\(s\).*--nproc_per_node 1'):
+        train_imagenette.get_device(args, 1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+@pytest.mark.parametrize('precision', ['fp32', 'fp16', 'bf16'])
+def test_one_process_on_cuda(data_dir, tmp_path, precision):
+    ck = tmp_path / f'{precision}.pt'
+    assert main(small_args(data_dir, '--epochs', 2, '--precision', precision, '--save', ck, device='cuda')) == 0
+    c = load(ck)
+    assert c['epoch'] == 2 and all(v.device.type == 'cpu' for v in c['model'].values())
+    assert all(torch.isfinite(v.float()).all() for v in c['model'].values())
+    if precision == 'fp16': assert c['scaler']['scale'] > 0
+
 
 def test_pickled_checkpoint_refused(data_dir, tmp_path, capsys):
     bad = tmp_path / 'bad.pt'
