@@ -145,9 +145,10 @@ class StatefulOptimizer(Optimizer):
         self.stats = listify(stats)
         maybe_update(self.stats, defaults, get_defaults)
         super().__init__(params, steppers, **defaults)
-        self.state = {}
+        self.state, self._moved = {}, True
 
     def step(self):
+        if not self._moved: self.state_to_param_devices()
         for p, hyper in self.grad_params():
             for stepper in self.grad_steppers: stepper(p, **hyper)   # e.g. L2, before the stats see the grad
             if p not in self.state:
@@ -171,6 +172,16 @@ class StatefulOptimizer(Optimizer):
         bad = [i for i in sd['state'] if not 0 <= i < len(params)]
         if bad: raise ValueError(f"load_state_dict: state for parameter {bad[0]}, but this optimizer has {len(params)}")
         self.state = {params[i]: {k: _clone(v) for k, v in s.items()} for i, s in sd['state'].items()}
+        self._moved = False                    # the parameters may still move (to the GPU) before the next step
+
+
+@add_to_class(StatefulOptimizer)
+def state_to_param_devices(self):
+    "Move each state tensor to the device of its parameter (done once at the first step after a load)"
+    for p, state in self.state.items():
+        for k, v in state.items():
+            if isinstance(v, torch.Tensor) and v.device != p.device: state[k] = v.to(p.device)
+    self._moved = True
 
 
 class AverageGrad(Stat):

@@ -3,17 +3,17 @@
 
 from exp.nb_11 import __all__ as _base_all
 __all__ = _base_all + ['state_dict_by_hand', 'CheckpointError', 'save_atomic', 'save_model',
-    'read_state_dict', 'check_state_dict', 'load_model', 'EpochCheckpoint', 'RegexLabeler',
-    'pets_labeler', 'sample_per_class', 'folder_split', 'pets_split', 'IMAGENETTE_FIRST5',
-    'IMAGENETTE_LAST5', 'TRANSFER_DATASETS', 'transfer_split', 'AdaptiveConcatPool2d',
-    'cut_at_pool', 'adapt_model', 'apply_mod', 'set_grad', 'bn_splitter', 'cb_types',
-    'DebugCallback']
+    'read_state_dict', 'check_state_dict', 'load_model', 'EpochCheckpoint', 'settings_digest',
+    'RegexLabeler', 'pets_labeler', 'sample_per_class', 'folder_split', 'pets_split',
+    'IMAGENETTE_FIRST5', 'IMAGENETTE_LAST5', 'TRANSFER_DATASETS', 'transfer_split',
+    'AdaptiveConcatPool2d', 'cut_at_pool', 'adapt_model', 'apply_mod', 'set_grad', 'bn_splitter',
+    'cb_types', 'DebugCallback']
 
 
 from exp.nb_11 import *
 
 
-import os, pdb, pickle, random, re, tempfile, time
+import hashlib, json, os, pdb, pickle, random, re, tempfile, time
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
@@ -92,6 +92,11 @@ class EpochCheckpoint(Callback):
     _order = 60
     def __init__(self, path): self.path = Path(path)
     def after_epoch(self): save_model(self.model, self.path)
+
+
+def settings_digest(settings):
+    "8 hex digits that change with any value of the dict `settings`: names a checkpoint fit for those settings only"
+    return hashlib.blake2b(json.dumps(settings, sort_keys=True).encode(), digest_size=4).hexdigest()
 
 
 class RegexLabeler():

@@ -307,6 +307,45 @@ def test_state_dict_round_trip():
     for p, q in zip(model.parameters(), after6): assert torch.equal(p.detach(), q)
 
 
+def state_devices(opt):
+    return {v.device.type for st in opt.state.values() for v in st.values() if isinstance(v, torch.Tensor)}
+
+def test_loaded_state_follows_its_parameters():
+    "A state read onto the CPU, its parameters elsewhere ('meta': shapes, no data): moved at the next step, once"
+    model, x, y = make_problem()
+    opt = adam_opt(lr=1e-2)(model.parameters())
+    F.mse_loss(model(x), y).backward(); opt.step()
+    other = copy.deepcopy(model).to_empty(device='meta')
+    opt2 = adam_opt(lr=1e-2)(other.parameters())
+    opt2.load_state_dict(opt.state_dict())
+    test_eq(state_devices(opt2), {'cpu'})
+    for p in other.parameters(): p.grad = torch.zeros_like(p)
+    opt2.step()
+    test_eq(state_devices(opt2), {'meta'})
+    assert opt2._moved
+    opt3 = adam_opt(lr=1e-2)(model.parameters())               # same device: nothing to move, the same result
+    opt3.load_state_dict(opt.state_dict())
+    for o in (opt, opt3): o.step()
+    for p, q in zip(opt.state.values(), opt3.state.values()): assert torch.equal(p['grad_avg'], q['grad_avg'])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_resume_on_cuda_from_a_cpu_checkpoint():
+    "As the learner does it: restore on the CPU, then move the model to the GPU, then step"
+    model, x, y = make_problem()
+    opt = adam_opt(lr=1e-2)(model.parameters())
+    F.mse_loss(model(x), y).backward(); opt.step(); opt.zero_grad()
+    sd = opt.state_dict()
+    ref = copy.deepcopy(model)
+    opt_ref = adam_opt(lr=1e-2)(ref.parameters()); opt_ref.load_state_dict(sd)
+    opt.load_state_dict(sd)
+    model.cuda()
+    F.mse_loss(model(x.cuda()), y.cuda()).backward(); opt.step()
+    F.mse_loss(ref(x), y).backward(); opt_ref.step()
+    test_eq(state_devices(opt), {'cuda'})
+    for p, q in zip(model.parameters(), ref.parameters()): assert torch.allclose(p.detach().cpu(), q.detach(), atol=1e-5)
+
+
 def test_bad_input_errors():
     model, _, _ = make_problem()
     test_raises(lambda: sgd_opt([], lr=0.1), ValueError, 'empty')

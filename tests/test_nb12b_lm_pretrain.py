@@ -126,6 +126,17 @@ def _lm(vocab_sz=30):
     cfg = dict(vocab_sz=vocab_sz, emb_sz=6, n_hid=7, n_layers=2, pad_token=1)
     return get_language_model(**cfg), cfg
 
+def test_settings_digest():
+    from exp.nb_11a import settings_digest
+    a = dict(epochs=10, lr=5e-3, moms=(0.8, 0.7, 0.8), n_train_tokens=None)
+    d = settings_digest(a)
+    assert len(d) == 8 and int(d, 16) >= 0
+    test_eq(settings_digest(dict(reversed(list(a.items())))), d)            # the order of the keys does not count
+    for k, v in [('epochs', 2), ('lr', 5e-4), ('moms', (0.9, 0.7, 0.8)), ('n_train_tokens', 1_000_000)]:
+        assert settings_digest({**a, k: v}) != d, k
+    assert settings_digest({**a, 'extra': 1}) != d
+
+
 def test_pretrained_round_trip(tmp_path):
     model, cfg = _lm()
     vocab = ['xxunk', PAD] + [f'w{i}' for i in range(28)]

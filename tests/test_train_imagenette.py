@@ -19,7 +19,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from exp.nb_00 import URLs, untar_data
+from exp.nb_00 import URLs, test_eq, untar_data
 from exp.nb_08 import NormalizeChan
 from exp.nb_10 import byte_to_float
 from exp.nb_10b import LabelSmoothingCrossEntropy
@@ -205,6 +205,16 @@ def test_one_process_on_cuda(data_dir, tmp_path, precision):
     assert c['epoch'] == 2 and all(v.device.type == 'cpu' for v in c['model'].values())
     assert all(torch.isfinite(v.float()).all() for v in c['model'].values())
     if precision == 'fp16': assert c['scaler']['scale'] > 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_resume_on_cuda(data_dir, tmp_path):
+    "The checkpoint is read onto the CPU, the optimizer state follows the model to the GPU at the first step"
+    ck = tmp_path / 'part.pt'
+    args = small_args(data_dir, '--epochs', 2, '--save', ck, device='cuda')
+    assert main(args + ['--stop-after', '1']) == 0
+    assert main(args + ['--resume', str(ck)]) == 0
+    test_eq(load(ck)['epoch'], 2)
 
 
 def test_pickled_checkpoint_refused(data_dir, tmp_path, capsys):
