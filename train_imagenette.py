@@ -12,7 +12,8 @@ Continue an interrupted run (same arguments, plus --resume):
     python train_imagenette.py --epochs 5 --save ckpt.pt --resume ckpt.pt
 
 The training loop is the `Learner` of the `exp` package (lessons 05b-11): DistributedDataParallel, the
-distributed statistics, the per-epoch seeding and the checkpoints are callbacks of that learner.
+distributed statistics, the per-epoch seeding and the checkpoints are callbacks of that learner. `--sync-bn` uses
+torch's `nn.SyncBatchNorm` on CUDA and `DistBatchNorm`, written here from collectives, on other devices.
 """
 import argparse, math, os, pickle, random, sys, time
 from functools import partial
@@ -48,7 +49,78 @@ def tiny_cnn(c_in=3, c_out=10):
     return nn.Sequential(nn.Conv2d(c_in, 8, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2, padding=1),
                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, c_out))
 
-ARCHS = {**xresnets, 'tiny_cnn': tiny_cnn}
+def tiny_bn_cnn(c_in=3, c_out=10):
+    "`tiny_cnn` with a batch norm after each conv: for the `--sync-bn` equivalence test"
+    return nn.Sequential(nn.Conv2d(c_in, 8, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.Conv2d(8, 16, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, c_out))
+
+ARCHS = {**xresnets, 'tiny_cnn': tiny_cnn, 'tiny_bn_cnn': tiny_bn_cnn}
+
+
+class _GatherRows(torch.autograd.Function):
+    "Stack every rank's `t` into a (world, ...) tensor, differentiably: every rank's loss depends on every row"
+    @staticmethod
+    def forward(ctx, t):
+        rows = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+        dist.all_gather(rows, t.contiguous())
+        return torch.stack(rows)
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)                         # sum over ranks of d(loss of that rank) / d(rows)
+        return grad[dist.get_rank()]
+
+
+class DistBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """Batch norm whose training statistics are those of the whole batch, summed over all ranks.
+
+    Our own `SyncBatchNorm`, for any backend (gloo on the CPU, where `nn.SyncBatchNorm` refuses to run). Each rank
+    sends its item count, mean and sum of squared deviations per channel (one all-gather); they combine exactly
+    into the mean and variance of the global batch. Not the sums of x and x²: E[x²] - E[x]² loses every digit
+    when the mean is large against the spread. Autograd does the backward (the gather's gradient is an
+    all-reduce). Out of training, or in a single process, it is plain batch norm.
+    """
+    def _check_input_dim(self, x):
+        if x.dim() < 2: raise ValueError(f'DistBatchNorm expects (N, C, ...) input, got {x.dim()}D')
+
+    def forward(self, x):
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        self._check_input_dim(x)
+        dims, shape = [0, *range(2, x.dim())], (1, -1) + (1,) * (x.dim() - 2)
+        xf, nc = x.to(torch.promote_types(x.dtype, torch.float32)), x.shape[1]   # fp16/bf16 (autocast): in fp32
+        mean = xf.mean(dims)
+        m2 = (xf - mean.view(shape)).pow(2).sum(dims)
+        n = xf.new_full((1,), xf.numel() // nc)
+        rows = _GatherRows.apply(torch.cat([n, mean, m2]))          # (world, 1 + 2·C)
+        ns, means, m2s = rows[:, :1], rows[:, 1:nc + 1], rows[:, nc + 1:]
+        total = ns.sum()
+        g_mean = (ns * means).sum(0) / total
+        g_m2 = m2s.sum(0) + (ns * (means - g_mean).pow(2)).sum(0)  # Chan et al.'s parallel variance
+        y = (xf - g_mean.view(shape)) * torch.rsqrt(g_m2 / total + self.eps).view(shape)
+        if self.affine: y = y * self.weight.view(shape) + self.bias.view(shape)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                f = self.momentum if self.momentum is not None else 1. / self.num_batches_tracked.item()
+                self.running_mean.lerp_(g_mean.to(self.running_mean.dtype), f)
+                self.running_var.lerp_((g_m2 / (total - 1)).to(self.running_var.dtype), f)   # unbiased, like torch
+        return y.to(x.dtype)
+
+
+def convert_dist_batchnorm(module):
+    "`module` with each of its batch norms replaced by a `DistBatchNorm` holding the same parameters and buffers"
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, DistBatchNorm):
+        new = DistBatchNorm(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
+        if module.affine: new.weight, new.bias = module.weight, module.bias
+        if module.track_running_stats:
+            new.running_mean, new.running_var = module.running_mean, module.running_var
+            new.num_batches_tracked = module.num_batches_tracked
+        new.train(module.training)
+        return new
+    for name, child in module.named_children(): setattr(module, name, convert_dist_batchnorm(child))
+    return module
 
 
 def get_parser():
@@ -75,7 +147,8 @@ def get_parser():
     p.add_argument('--n-valid', type=int, default=None,
                    help='subset of N validation images, each class keeping its share (seeded by --seed)')
     p.add_argument('--no-augment', action='store_true', help='centre crops for training too (no random crop or flip)')
-    p.add_argument('--sync-bn', action='store_true', help='SyncBatchNorm across processes (needs CUDA)')
+    p.add_argument('--sync-bn', action='store_true',
+                   help='batch-norm statistics of the global batch: nn.SyncBatchNorm on CUDA, DistBatchNorm elsewhere')
     p.add_argument('--save', type=Path, default=None, help='checkpoint written (atomically) after every epoch')
     p.add_argument('--resume', type=Path, default=None, help='checkpoint to continue from, at its next epoch')
     p.add_argument('--stop-after', type=int, default=None,
@@ -236,7 +309,6 @@ def train(args, rank, world, local_rank):
     check_args(args, world)
     ckpt = load_checkpoint(args.resume, args.arch) if args.resume is not None else None
     dev = get_device(args, local_rank)
-    if world > 1 and args.sync_bn and dev.type != 'cuda': raise UsageError('--sync-bn needs CUDA devices')
     if world > 1: dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo')
     data, ll = get_data(args, rank, world, dev)
     if ckpt is not None and 'norm' in ckpt: norm = NormalizeChan(ckpt['norm']['mean'], ckpt['norm']['std'])
@@ -247,7 +319,9 @@ def train(args, rank, world, local_rank):
     torch.manual_seed(args.seed)
     learn = cnn_learner(ARCHS[args.arch], data, loss, adam_opt(mom=0.9, sqr_mom=0.99, eps=1e-6, wd=args.wd), args.lr,
                         norm=norm, mixup=args.mixup, progress=False, device=dev)
-    if args.sync_bn and world > 1: learn.model = nn.SyncBatchNorm.convert_sync_batchnorm(learn.model)
+    if args.sync_bn and world > 1:                  # torch's fused version where it runs, else ours
+        convert = nn.SyncBatchNorm.convert_sync_batchnorm if dev.type == 'cuda' else convert_dist_batchnorm
+        learn.model = convert(learn.model)
     history, start_epoch = [], 0
     cbs = [EpochSetupCallback(args.seed, rank), CheckpointCallback(args, norm, history, write=rank == 0)]
     if args.precision != 'fp32':

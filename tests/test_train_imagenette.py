@@ -4,7 +4,9 @@
   tiny Imagenette subset: the run succeeds, both ranks end with bit-identical weights and buffers, and the
   validation accuracy the script reports is that of a single-process evaluation of the saved model on the same
   items (all 37 of them, an odd number: none dropped or counted twice).
-- One epoch of 2 ranks × batch b gives the weights of 1 process × batch 2b (a small model without batch norm).
+- One epoch of 2 ranks × batch b gives the weights of 1 process × batch 2b (a small model without batch norm), and
+  so does a model with batch norm under `--sync-bn` (and not without it). `DistBatchNorm`, the `--sync-bn` of
+  gloo, matches one `nn.BatchNorm` on the whole batch (tests/dist_bn_check.py, 2 ranks).
 - A run stopped after epoch 1 (`--stop-after`), or killed by SIGKILL after its first checkpoint, and resumed from
   its checkpoint ends with the weights and optimizer state of an uninterrupted run, bit for bit; fp16 keeps its
   loss-scale state across the resume.
@@ -25,7 +27,7 @@ from exp.nb_10 import byte_to_float
 from exp.nb_10b import LabelSmoothingCrossEntropy
 from exp.nb_11 import imagenette_split, xresnet18
 import train_imagenette
-from train_imagenette import main, tiny_cnn
+from train_imagenette import DistBatchNorm, convert_dist_batchnorm, main, tiny_bn_cnn, tiny_cnn
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / 'train_imagenette.py'
@@ -40,11 +42,11 @@ def small_args(data_dir, *extra, arch='xresnet18', device='cpu'):
     return ['--arch', arch, '--size', '32', '--bs', '16', '--n-classes', '2', '--n-train', '64', '--n-valid', '37',
             '--workers', '0', '--data', str(data_dir), *map(str, extra), '--device', device]
 
-def torchrun(args, nproc=2, timeout=150):
+def torchrun(args, nproc=2, timeout=150, script=SCRIPT):
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'GLOO_SOCKET_IFNAME': 'lo',
            'MASTER_ADDR': '127.0.0.1', 'PYTHONPATH': os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')])}
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', str(nproc),
-           str(SCRIPT), *args]
+           str(script), *args]
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert r.returncode == 0, f'torchrun failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}'
     return r
@@ -94,6 +96,47 @@ def test_ddp_two_ranks_batch_b_equals_one_process_batch_2b(data_dir, tmp_path):
     assert min((b['model'][k] - init[k]).abs().max().item() for k in init) > 1e-4   # every tensor was trained
     assert a['history'][-1]['n_train'] == b['history'][-1]['n_train'] == 64
     assert abs(a['history'][-1]['train_loss'] - b['history'][-1]['train_loss']) < 1e-5
+
+
+def test_sync_bn_two_ranks_batch_b_equals_one_process_batch_2b(data_dir, tmp_path):
+    "With batch norm, 2 ranks × b match 1 process × 2b only when the statistics are those of the global batch"
+    common = small_args(data_dir, '--epochs', 1, '--no-augment', '--label-smoothing', 0, '--lr', 3e-3, arch='tiny_bn_cnn')
+    torchrun(common + ['--sync-bn', '--save', str(tmp_path / 'sync.pt')])
+    torchrun(common + ['--save', str(tmp_path / 'local.pt')])       # each rank normalises by its own 8 images
+    assert main(common + ['--save', str(tmp_path / 'one.pt')]) == 0
+    sync, local, one = (load(tmp_path / f'{n}.pt')['model'] for n in ('sync', 'local', 'one'))
+    assert any('running_var' in k for k in one)
+    for k in one: torch.testing.assert_close(sync[k], one[k], rtol=1e-4, atol=1e-6)
+    assert max((local[k] - one[k]).abs().max().item() for k in one if one[k].is_floating_point()) > 1e-3
+
+
+def test_dist_batchnorm_two_ranks_matches_the_whole_batch():
+    r = torchrun([], script=ROOT / 'tests' / 'dist_bn_check.py', timeout=120)
+    assert 'rank 0: ok' in r.stdout and 'rank 1: ok' in r.stdout
+
+
+def test_convert_dist_batchnorm_keeps_the_weights():
+    torch.manual_seed(0)
+    model = xresnet18(c_in=3, c_out=4)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d): m.running_mean.uniform_(); m.weight.uniform_()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    params = list(model.parameters())
+    x = torch.randn(2, 3, 32, 32)
+    model.eval(); y = model(x)
+    model = convert_dist_batchnorm(model)
+    n_bn = sum(isinstance(m, DistBatchNorm) for m in model.modules())
+    assert n_bn == 3 + 8 * 2 + 3 and not any(type(m) is torch.nn.BatchNorm2d for m in model.modules())
+    assert all(a is b for a, b in zip(params, model.parameters()))      # the optimizer's tensors, still in the model
+    assert model.state_dict().keys() == before.keys()                   # checkpoints load into the plain model
+    for k, v in model.state_dict().items(): assert torch.equal(v, before[k]), k
+    test_eq(model.training, False)
+    torch.testing.assert_close(model(x), y, rtol=0, atol=0)              # eval: the running statistics
+    model.train(); xb = torch.randn(4, 3, 32, 32)                        # no process group: plain batch norm
+    ref = xresnet18(c_in=3, c_out=4); ref.load_state_dict(before); ref.train()
+    torch.testing.assert_close(model(xb), ref(xb), rtol=0, atol=0)
+    with pytest.raises(ValueError, match='expects'): DistBatchNorm(3)(torch.randn(3))
 
 
 @pytest.fixture(scope='module')
