@@ -269,12 +269,15 @@ def check_args(args, world):
                 raise UsageError(f'--data {args.data}: needs a non-empty {split}/ folder of class folders of images')
 
 
-def get_device(args, local_rank):
+def get_device(args, local_rank, world=1):
     if args.device is None: dev = default_device()
     else:
         try: dev = torch.device(args.device)
         except RuntimeError: raise UsageError(f'--device {args.device}: not a device (cpu, cuda, mps)') from None
     if dev.type == 'mps' and not torch.backends.mps.is_available(): raise UsageError('--device mps: MPS is not available')
+    if dev.type == 'mps' and world > 1:              # gloo takes CPU and CUDA tensors, nccl CUDA ones
+        raise UsageError(f'--device mps: {world} processes, but no torch.distributed backend moves MPS tensors. '
+                         f'Run one process on MPS, or many with --device cpu')
     if dev.type == 'cuda':
         if not torch.cuda.is_available(): raise UsageError('--device cuda: CUDA is not available')
         n_gpu = torch.cuda.device_count()
@@ -308,7 +311,7 @@ def get_data(args, rank, world, dev):
 def train(args, rank, world, local_rank):
     check_args(args, world)
     ckpt = load_checkpoint(args.resume, args.arch) if args.resume is not None else None
-    dev = get_device(args, local_rank)
+    dev = get_device(args, local_rank, world)
     if world > 1: dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo')
     data, ll = get_data(args, rank, world, dev)
     if ckpt is not None and 'norm' in ckpt: norm = NormalizeChan(ckpt['norm']['mean'], ckpt['norm']['std'])

@@ -12,8 +12,8 @@
   loss-scale state across the resume.
 - Exit status 2 and a clear message: unknown arch, missing or empty data folder, --bs smaller than the number of
   processes, --n-train smaller than the number of classes, a checkpoint of another arch, a checkpoint holding a
-  pickled object. Under torchrun, bad input found after the process group exists ends both ranks with exit 2
-  and one message (rank 0's), without a hang.
+  pickled object, many processes on MPS. Under torchrun, bad input found after the process group exists ends
+  both ranks with exit 2 and one message (rank 0's), without a hang.
 """
 import os, signal, subprocess, sys, time
 from pathlib import Path
@@ -246,6 +246,15 @@ def test_two_ranks_error_after_the_process_group_exists(data_dir):
     assert r.stderr.count('train_imagenette.py: error:') == 1, r.stderr[-3000:]
     assert 'fewer than one batch of 8 per process' in r.stderr
     assert 'exitcode  : 2' in r.stderr or 'exitcode: 2' in r.stderr, r.stderr[-3000:]
+
+
+def test_many_processes_on_mps_refused(monkeypatch):
+    "Pretend MPS is here: one process may use it, two are refused (no backend carries MPS tensors)"
+    monkeypatch.setattr(torch.backends.mps, 'is_available', lambda: True)
+    args = train_imagenette.get_parser().parse_args(['--device', 'mps'])
+    test_eq(train_imagenette.get_device(args, 0, world=1).type, 'mps')
+    with pytest.raises(train_imagenette.UsageError, match=r'--device mps: 2 processes.*--device cpu'):
+        train_imagenette.get_device(args, 0, world=2)
 
 
 class Sneaky:
