@@ -13,7 +13,7 @@ Continue an interrupted run (same arguments, plus --resume):
 
 The training loop is the `Learner` of the `exp` package (lessons 05b-11): DistributedDataParallel, the
 distributed statistics, the per-epoch seeding and the checkpoints are callbacks of that learner. `--sync-bn` uses
-torch's `nn.SyncBatchNorm` on CUDA and `DistBatchNorm`, written here from collectives, on other devices.
+torch's `nn.SyncBatchNorm` on CUDA and `DistBatchNorm`, written here from collectives, on the CPU.
 """
 import argparse, math, os, pickle, random, sys, time
 from functools import partial
@@ -90,9 +90,9 @@ class DistBatchNorm(nn.modules.batchnorm._BatchNorm):
         self._check_input_dim(x)
         dims, shape = [0, *range(2, x.dim())], (1, -1) + (1,) * (x.dim() - 2)
         xf, nc = x.to(torch.promote_types(x.dtype, torch.float32)), x.shape[1]   # fp16/bf16 (autocast): in fp32
-        mean = xf.mean(dims)
-        m2 = (xf - mean.view(shape)).pow(2).sum(dims)
         n = xf.new_full((1,), xf.numel() // nc)
+        mean = xf.sum(dims) / n.clamp(min=1)           # a rank without items sends zeros, not NaNs
+        m2 = (xf - mean.view(shape)).pow(2).sum(dims)
         rows = _GatherRows.apply(torch.cat([n, mean, m2]))          # (world, 1 + 2·C)
         ns, means, m2s = rows[:, :1], rows[:, 1:nc + 1], rows[:, nc + 1:]
         total = ns.sum()
@@ -148,7 +148,7 @@ def get_parser():
                    help='subset of N validation images, each class keeping its share (seeded by --seed)')
     p.add_argument('--no-augment', action='store_true', help='centre crops for training too (no random crop or flip)')
     p.add_argument('--sync-bn', action='store_true',
-                   help='batch-norm statistics of the global batch: nn.SyncBatchNorm on CUDA, DistBatchNorm elsewhere')
+                   help='batch-norm statistics of the global batch: nn.SyncBatchNorm on CUDA, DistBatchNorm on the CPU')
     p.add_argument('--save', type=Path, default=None, help='checkpoint written (atomically) after every epoch')
     p.add_argument('--resume', type=Path, default=None, help='checkpoint to continue from, at its next epoch')
     p.add_argument('--stop-after', type=int, default=None,
@@ -276,7 +276,8 @@ def get_device(args, local_rank, world=1):
         except RuntimeError: raise UsageError(f'--device {args.device}: not a device (cpu, cuda, mps)') from None
     if dev.type == 'mps' and not torch.backends.mps.is_available(): raise UsageError('--device mps: MPS is not available')
     if dev.type == 'mps' and world > 1:              # gloo takes CPU and CUDA tensors, nccl CUDA ones
-        raise UsageError(f'--device mps: {world} processes, but no torch.distributed backend moves MPS tensors. '
+        what = '--device mps' if args.device else 'the default device, MPS'
+        raise UsageError(f'{what}: {world} processes, but no torch.distributed backend moves MPS tensors. '
                          f'Run one process on MPS, or many with --device cpu')
     if dev.type == 'cuda':
         if not torch.cuda.is_available(): raise UsageError('--device cuda: CUDA is not available')

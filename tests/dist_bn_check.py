@@ -16,16 +16,18 @@ from train_imagenette import DistBatchNorm, convert_dist_batchnorm
 
 def close(a, b, tol, what):
     a, b = a.double(), b.double()
+    assert a.shape == b.shape, f'rank {dist.get_rank()}: {what}: shape {tuple(a.shape)}, not {tuple(b.shape)}'
+    if b.numel() == 0: return
     err = (a - b).abs().max().item() / max(1., b.abs().max().item())
     assert err <= tol, f'rank {dist.get_rank()}: {what} differs from the oracle by {err:.3g} (tolerance {tol})'
 
 
-def check(bn_type, shape, dtype, shift, tol, splits=(7, 5)):
+def check(bn_type, shape, dtype, shift, tol, splits=(7, 5), **kw):
     rank = dist.get_rank()
     g = torch.Generator().manual_seed(0)
-    ref = bn_type(shape[1], momentum=0.3).to(dtype)
-    with torch.no_grad():
-        ref.weight.uniform_(0.5, 1.5, generator=g); ref.bias.uniform_(-1, 1, generator=g)
+    ref = bn_type(shape[1], **{'momentum': 0.3, **kw}).to(dtype)
+    if ref.affine:
+        with torch.no_grad(): ref.weight.uniform_(0.5, 1.5, generator=g); ref.bias.uniform_(-1, 1, generator=g)
     mine = convert_dist_batchnorm(nn.Sequential(copy.deepcopy(ref)))[0]
     assert isinstance(mine, DistBatchNorm)
     lo, hi = sum(splits[:rank]), sum(splits[:rank + 1])
@@ -39,14 +41,15 @@ def check(bn_type, shape, dtype, shift, tol, splits=(7, 5)):
         xm = x[lo:hi].clone().requires_grad_()
         ym = mine(xm)
         (ym * gy[lo:hi]).sum().backward()
-        what = f'{bn_type.__name__} {dtype} shift {shift} step {step}'
+        what = f'{bn_type.__name__} {dtype} shift {shift} {kw or ""} splits {splits} step {step}'
         assert ym.dtype == dtype
         close(ym, yr[lo:hi].detach(), tol, f'{what}: output')
         close(xm.grad, xr.grad[lo:hi], tol, f'{what}: input gradient')
-        for name in ('weight', 'bias'):
+        for name in ('weight', 'bias') if ref.affine else ():
             grad = getattr(mine, name).grad.clone()
             dist.all_reduce(grad)
             close(grad, getattr(ref, name).grad, tol, f'{what}: {name} gradient summed over ranks')
+    if not ref.track_running_stats: return               # (then eval mode uses each rank's own batch, as torch's)
     close(mine.running_mean, ref.running_mean, tol, f'{what}: running mean')
     close(mine.running_var, ref.running_var, tol, f'{what}: running variance')
     assert int(mine.num_batches_tracked) == int(ref.num_batches_tracked) == 2
@@ -75,7 +78,11 @@ if __name__ == '__main__':
     check(nn.BatchNorm2d, (12, 5, 4, 3), torch.float64, 0., 1e-12)
     check(nn.BatchNorm1d, (12, 6), torch.float64, 2., 1e-12)
     check(nn.BatchNorm2d, (12, 5, 4, 3), torch.float32, 0., 1e-5)
-    check(nn.BatchNorm2d, (12, 5, 4, 3), torch.float32, 1e4, 1e-3)   # a mean 3,000 times the spread, in fp32
+    check(nn.BatchNorm2d, (12, 5, 4, 3), torch.float32, 1e4, 2e-3)   # a mean 3,000 times the spread, in fp32
+    check(nn.BatchNorm2d, (12, 5, 4, 3), torch.float64, 1., 1e-12, momentum=None)   # cumulative average
+    check(nn.BatchNorm2d, (12, 5, 4, 3), torch.float64, 1., 1e-12, affine=False)
+    check(nn.BatchNorm2d, (12, 5, 4, 3), torch.float64, 1., 1e-12, track_running_stats=False)
+    check(nn.BatchNorm3d, (12, 3, 2, 2, 2), torch.float64, 0., 1e-12, splits=(12, 0))   # rank 1 has no items
     check_half()
     print(f'rank {dist.get_rank()}: ok', flush=True)
     dist.destroy_process_group()

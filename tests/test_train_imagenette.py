@@ -139,7 +139,8 @@ def test_convert_dist_batchnorm_keeps_the_weights():
     model = convert_dist_batchnorm(model)
     n_bn = sum(isinstance(m, DistBatchNorm) for m in model.modules())
     assert n_bn == 3 + 8 * 2 + 3 and not any(type(m) is torch.nn.BatchNorm2d for m in model.modules())
-    assert all(a is b for a, b in zip(params, model.parameters()))      # the optimizer's tensors, still in the model
+    after = list(model.parameters())
+    assert len(after) == len(params) and all(a is b for a, b in zip(params, after))   # the optimizer's tensors
     assert model.state_dict().keys() == before.keys()                   # checkpoints load into the plain model
     for k, v in model.state_dict().items(): assert torch.equal(v, before[k]), k
     test_eq(model.training, False)
