@@ -44,18 +44,14 @@ class UsageError(Exception):
     "Bad input from the command line: reported on rank 0, exit status 2"
 
 
-def tiny_cnn(c_in=3, c_out=10):
-    "Two convs and a linear layer, without batch norm: for smoke tests and the DDP equivalence test"
-    return nn.Sequential(nn.Conv2d(c_in, 8, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2, padding=1),
-                         nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, c_out))
+def tiny_cnn(c_in=3, c_out=10, bn=False):
+    "Two convs and a linear layer; a batch norm after each conv if `bn`: for smoke tests and the DDP tests"
+    def conv(ni, nf):
+        if not bn: return [nn.Conv2d(ni, nf, 3, stride=2, padding=1), nn.ReLU()]
+        return [nn.Conv2d(ni, nf, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(nf), nn.ReLU()]
+    return nn.Sequential(*conv(c_in, 8), *conv(8, 16), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, c_out))
 
-def tiny_bn_cnn(c_in=3, c_out=10):
-    "`tiny_cnn` with a batch norm after each conv: for the `--sync-bn` equivalence test"
-    return nn.Sequential(nn.Conv2d(c_in, 8, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
-                         nn.Conv2d(8, 16, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, c_out))
-
-ARCHS = {**xresnets, 'tiny_cnn': tiny_cnn, 'tiny_bn_cnn': tiny_bn_cnn}
+ARCHS = {**xresnets, 'tiny_cnn': tiny_cnn, 'tiny_bn_cnn': partial(tiny_cnn, bn=True)}
 
 
 class _GatherRows(torch.autograd.Function):

@@ -28,7 +28,7 @@ from exp.nb_10 import byte_to_float
 from exp.nb_10b import LabelSmoothingCrossEntropy
 from exp.nb_11 import imagenette_split, xresnet18
 import train_imagenette
-from train_imagenette import DistBatchNorm, convert_dist_batchnorm, main, tiny_bn_cnn, tiny_cnn
+from train_imagenette import DistBatchNorm, convert_dist_batchnorm, main, tiny_cnn
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / 'train_imagenette.py'
@@ -112,7 +112,7 @@ def test_sync_bn_two_ranks_batch_b_equals_one_process_batch_2b(data_dir, tmp_pat
 
 
 def test_sync_bn_under_autocast_two_ranks_agree(data_dir, tmp_path):
-    "bf16 autocast feeds DistBatchNorm bf16 activations: it trains, and the ranks end bit-identical"
+    "bf16 autocast feeds DistBatchNorm bf16 activations: the run finishes, and the ranks end bit-identical"
     r = torchrun(small_args(data_dir, '--epochs', 1, '--sync-bn', '--precision', 'bf16', '--dump-weights', tmp_path / 'w',
                             arch='tiny_bn_cnn'))
     assert 'final: epoch 1' in r.stdout
