@@ -10,21 +10,25 @@ Each notebook runs in its own kernel, started on the interpreter running this sc
 notebook's folder as working directory and the repository root on ``PYTHONPATH`` (so ``import exp``
 works without installing anything). The notebook file is never written back.
 
-Quick mode and parameters (see CONTRIBUTING.md): the code cell tagged ``parameters`` holds the
-full-lesson values; the raw cell tagged ``quick`` holds the values the test suite uses. With
-``--quick`` the runner injects one code cell right after the parameters cell with the quick values,
-followed by any ``-p name=value`` overrides. Every overridden name must be assigned in the
-parameters cell.
-
-Cell flags on the first line of a code cell: ``#slow`` (skipped with ``--quick``) and ``#cuda``
-(skipped when CUDA is absent). A cell that runs ``notebook2script.py`` is always skipped, so running
-a notebook never rewrites ``exp/``.
+Flags and quick mode are not the runner's: every lesson loads the course's notebook extension in its
+first cell (``%load_ext coursekit``, see ``coursekit/notebook.py``), and the runner executes the
+notebook exactly as Jupyter's "Run All" does, with nothing injected or skipped by the runner. It only
+sets the kernel's environment: ``EXP_QUICK=1`` with ``--quick`` (``0`` without), and ``EXP_PARAMS`` for
+``-p name=value`` overrides. In the kernel the ``%%quick`` cell after the parameters cell applies them,
+``#slow`` cells are skipped in quick mode and ``#cuda`` cells when CUDA is absent, each printing a
+"skipped: ..." line. Before anything runs, the runner checks every notebook: one parameters cell
+followed by its ``%%quick`` cell, quick and ``-p`` names that the parameters cell assigns, and the
+extension loaded before the first cell that needs it.
 
 Time limits: 600 s per cell and 1,800 s per notebook with ``--quick``; 4 h and 8 h for a full run, so
-that no full lesson is cut (``--cell-timeout``/``--timeout`` change them). With ``--html`` each page
-shows the quick cell as a labelled block saying whether the run used it, the injected values, and a
-"skipped: ..." note in place of every skipped cell. A failure names the cell by its index in the file
-and by the execution count its traceback shows (``cell 65 (In [43] in the traceback)``).
+that no full lesson is cut (``--cell-timeout``/``--timeout`` change them). ``--html DIR`` writes each
+executed notebook as a page, ``--out DIR`` as an executed ``.ipynb`` with its outputs (for presenting;
+never into the notebooks' own folder). A failure names the cell by its index in the file and by the
+execution count its traceback shows (``cell 65 (In [43] in the traceback)``).
+
+Threads: the kernel gets ``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it, so torch's idle
+threads sleep instead of spinning; on a busy machine spinning threads fight the other processes for
+the cores (see the README's "On a shared machine").
 
 Exit status: 0 when every notebook passed, 1 when one failed or timed out, 2 for bad input (missing
 file, not a notebook, bad parameters).
@@ -48,12 +52,11 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent
 if str(REPO_ROOT) not in sys.path: sys.path.insert(0, str(REPO_ROOT))
 from nbio import NotebookError, natural_key, read_notebook_text, write_atomic  # noqa: E402
+from coursekit.notebook import (PARAMS_VAR, QUICK_VAR, SettingError, assigned_names, cell_flags,  # noqa: E402
+                                is_quick_cell, skip_reason)
+from coursekit.notebook import cuda_available as _cuda_available  # noqa: E402
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
-INJECTED_HEADER = "# injected by run_notebook.py"
-SKIP_REASONS = ("slow", "cuda", "export")
-SKIP_NOTES = {"slow": "a #slow cell, not run with --quick",
-              "cuda": "a #cuda cell, and this machine has no CUDA device",
-              "export": "this cell runs notebook2script, and running a lesson never rewrites exp/"}
+SKIP_REASONS = ("slow", "cuda")
 # Default time limits in seconds (per cell, per notebook). Quick mode only guards against hangs. Full
 # runs must never be cut: the longest cells recorded in RESULTS.md take about 3,150 s on 2 CPU cores
 # (10b's four fits), and tests/test_run_notebook.py checks these stay at least twice what it records.
@@ -66,7 +69,7 @@ def default_limits(quick):
     return QUICK_LIMITS if quick else FULL_LIMITS
 
 __all__ = ["NotebookInputError", "NotebookResult", "collect_notebooks", "default_limits", "cell_flags",
-           "is_self_export", "parse_param_value", "run_notebook", "run_notebooks", "main"]
+           "parse_param_value", "run_notebook", "run_notebooks", "main"]
 
 
 class NotebookInputError(ValueError):
@@ -111,28 +114,8 @@ def load_notebook(path):
 
 
 # ----------------------------------------------------------------------------- cells and flags
-
-_FLAG_LINE = re.compile(r"^\s*#\s*[A-Za-z_]\w*(\s+#\s*[A-Za-z_]\w*)*\s*$")
-
-
-def cell_flags(source):
-    "Flags on a code cell's first line, lower-cased: `#slow #cuda` -> {'slow', 'cuda'}."
-    first = source.lstrip("\n").split("\n", 1)[0]
-    if not _FLAG_LINE.match(first):
-        return set()
-    return {w.lower() for w in re.findall(r"#\s*(\w+)", first)}
-
-
-_EXPORT_MARKERS = re.compile(
-    r"^\s*[!%]|subprocess|os\.system|Popen|check_call|check_output|\brun\(|"
-    r"notebook2script\s*\(|notebook2script\.main\(", re.M)
-
-
-def is_self_export(source):
-    "True when a code cell runs notebook2script (shell escape, %run, subprocess, or a call)."
-    code = "\n".join(l for l in source.split("\n") if not l.lstrip().startswith("#"))
-    return "notebook2script" in code and bool(_EXPORT_MARKERS.search(code))
-
+# The flags and quick mode are run by the course's notebook extension (coursekit.notebook) inside the
+# kernel, exactly as in Jupyter; the runner only checks the cells before it starts and counts the skips.
 
 _CUDA = None
 
@@ -141,48 +124,15 @@ def cuda_available():
     "Whether this (the runner's) process sees CUDA; torch is imported only when a `#cuda` cell asks."
     global _CUDA
     if _CUDA is None:
-        try:
-            import torch
-            _CUDA = bool(torch.cuda.is_available())
-        except Exception:
-            _CUDA = False
+        _CUDA = _cuda_available()
     return _CUDA
 
 
-def _skip_reason(source, quick):
-    if is_self_export(source):
-        return "export"
-    flags = cell_flags(source)
-    if quick and "slow" in flags:
-        return "slow"
-    if "cuda" in flags and not cuda_available():
-        return "cuda"
-    return None
+_LOAD_EXT = re.compile(r"^\s*%load_ext\s+coursekit\s*$", re.M)
 
-
-# ----------------------------------------------------------------------------- parameters
 
 def _tags(cell):
     return list(cell.get("metadata", {}).get("tags", []) or [])
-
-
-def _simple_assignments(source, where):
-    "Names assigned by a cell made only of `name = <expr>` lines (comments allowed), in order."
-    try:
-        tree = ast.parse(source)
-    except SyntaxError as e:
-        raise NotebookInputError(f"{where}: not valid Python: {e.msg} (line {e.lineno})") from None
-    names = []
-    lines = source.split("\n")
-    for stmt in tree.body:
-        ok = (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
-              and isinstance(stmt.targets[0], ast.Name))
-        if not ok:
-            text = lines[stmt.lineno - 1].strip()
-            raise NotebookInputError(
-                f"{where}: line {stmt.lineno} is not a simple `name = value` assignment: {text!r}")
-        names.append(stmt.targets[0].id)
-    return names
 
 
 def parse_param_value(text):
@@ -207,102 +157,93 @@ def _parse_param_args(items):
 
 @dataclass
 class _Plan:
-    "What will be executed: the notebook with the injected cell, and where the file's cells landed."
+    "What will be executed: a copy of the notebook as it is, and the settings its kernel gets."
     path: Path
-    nb: object                   # notebook to execute (a copy, injected cell included)
-    orig_index: list             # exec cell index -> index in the file's `cells` (None: injected)
-    injected: str | None         # source of the injected cell
+    nb: object                   # the notebook to execute (a copy of the file's cells, unchanged)
+    env: dict                    # EXP_QUICK / EXP_PARAMS for the kernel
+    skips: dict                  # cell index -> reason ('slow', 'cuda') the extension will skip it for
+
+
+def _names(source, where):
+    try:
+        return assigned_names(source, where)
+    except SettingError as e:
+        raise NotebookInputError(str(e)) from None
 
 
 def plan_notebook(path, quick=False, params=None):
-    "Load a notebook and check its parameters against `quick`/`params`; raise NotebookInputError if they do not fit."
+    """Load a notebook and check its parameters, quick cell and flags against `quick`/`params`; raise
+    NotebookInputError if they do not fit. Nothing in the notebook is changed: the kernel's extension
+    applies quick mode and the flags from the environment the plan carries."""
     path = Path(path)
     nb = load_notebook(path)
     params = dict(params or {})
-    param_cells = [i for i, c in enumerate(nb.cells) if "parameters" in _tags(c)]
-    quick_cells = [i for i, c in enumerate(nb.cells) if "quick" in _tags(c)]
+    cells = nb.cells
+    param_cells = [i for i, c in enumerate(cells) if "parameters" in _tags(c)]
+    quick_cells = [i for i, c in enumerate(cells) if "quick" in _tags(c)
+                   or (c.cell_type == "code" and is_quick_cell(c.source))]
     if len(param_cells) > 1:
         raise NotebookInputError(
             f"{path}: {len(param_cells)} cells tagged 'parameters' (cells {param_cells}); expected one")
     if len(quick_cells) > 1:
         raise NotebookInputError(
-            f"{path}: {len(quick_cells)} cells tagged 'quick' (cells {quick_cells}); expected one")
+            f"{path}: {len(quick_cells)} quick cells (cells {quick_cells}); expected one")
     pidx = param_cells[0] if param_cells else None
     qidx = quick_cells[0] if quick_cells else None
-    if pidx is not None and nb.cells[pidx].cell_type != "code":
+    if pidx is not None and cells[pidx].cell_type != "code":
         raise NotebookInputError(f"{path}: cell {pidx} is tagged 'parameters' but is not a code cell")
-    if qidx is not None and nb.cells[qidx].cell_type != "raw":
-        raise NotebookInputError(f"{path}: cell {qidx} is tagged 'quick' but is not a raw cell")
-    if pidx is None:
-        if params:
-            raise NotebookInputError(
-                f"{path}: -p {', '.join(params)} given, but the notebook has no cell tagged 'parameters'")
-        if qidx is not None:
-            raise NotebookInputError(
-                f"{path}: cell {qidx} is tagged 'quick' but no cell is tagged 'parameters'")
-        return _Plan(path, copy.deepcopy(nb), list(range(len(nb.cells))), None)
+    if qidx is not None and not (cells[qidx].cell_type == "code" and is_quick_cell(cells[qidx].source)):
+        raise NotebookInputError(f"{path}: cell {qidx} is tagged 'quick' but is not a code cell whose "
+                                 f"first line is %%quick (make it one: the extension applies it)")
+    if qidx is not None and "quick" not in _tags(cells[qidx]):
+        raise NotebookInputError(f"{path}: cell {qidx} starts with %%quick but is not tagged 'quick'")
+    if qidx is not None and pidx is None:
+        raise NotebookInputError(f"{path}: cell {qidx} is a quick cell but no cell is tagged 'parameters'")
+    if pidx is not None and qidx != pidx + 1:
+        raise NotebookInputError(f"{path}: the parameters cell {pidx} must be followed by its %%quick cell "
+                                 f"(cell {pidx + 1}), which applies quick mode and -p overrides")
+    if params and pidx is None:
+        raise NotebookInputError(
+            f"{path}: -p {', '.join(params)} given, but the notebook has no cell tagged 'parameters'")
 
-    known = set(_simple_assignments(nb.cells[pidx].source, f"{path}: parameters cell {pidx}"))
-    lines = []
-    if qidx is not None:  # checked in every mode, so a stale quick cell shows up in a full run too
-        qsrc = nb.cells[qidx].source
-        for name in _simple_assignments(qsrc, f"{path}: quick cell {qidx}"):
+    # the extension must be loaded before the first cell that needs it
+    loaded_at = next((i for i, c in enumerate(cells) if c.cell_type == "code" and _LOAD_EXT.search(c.source)), None)
+    needs = [i for i, c in enumerate(cells) if c.cell_type == "code" and (cell_flags(c.source) & {"slow", "cuda"})]
+    needs = sorted(needs + ([qidx] if qidx is not None else []))
+    if needs and (loaded_at is None or loaded_at > needs[0]):
+        what = "the quick cell" if needs[0] == qidx else f"a {'/'.join(sorted(cell_flags(cells[needs[0]].source)))} cell"
+        raise NotebookInputError(f"{path}: cell {needs[0]} is {what}, but no cell before it runs "
+                                 f"`%load_ext coursekit` (the extension that applies flags and quick values)")
+
+    env = {QUICK_VAR: "1" if quick else "0"}
+    if pidx is not None:
+        known = set(_names(cells[pidx].source, f"{path}: parameters cell {pidx}"))
+        # checked in every mode, so a stale quick cell shows up in a full run too
+        qsrc = cells[qidx].source.lstrip("\n").split("\n", 1)[1] if "\n" in cells[qidx].source.lstrip("\n") else ""
+        for name in _names(qsrc, f"{path}: quick cell {qidx}"):
             if name not in known:
                 raise NotebookInputError(
                     f"{path}: quick cell {qidx} sets {name!r}, which the parameters cell {pidx} "
                     f"does not assign (it assigns: {', '.join(sorted(known)) or 'nothing'})")
-        if quick and qsrc.strip():
-            lines.append(qsrc.strip("\n"))
-    for name, value in params.items():
-        if name not in known:
-            raise NotebookInputError(
-                f"{path}: -p {name}: not assigned in the parameters cell {pidx} "
-                f"(it assigns: {', '.join(sorted(known)) or 'nothing'})")
-        text = repr(value)
-        try:
-            ok = ast.literal_eval(text) == value
-        except Exception:
-            ok = False
-        if not ok:
-            raise NotebookInputError(f"{path}: -p {name}: value {value!r} is not a Python literal")
-        lines.append(f"{name} = {text}")
-
-    exec_nb = copy.deepcopy(nb)
-    orig_index = list(range(len(nb.cells)))
-    injected = None
-    if qidx is not None:   # a raw cell renders as a bare run-on line: show it as labelled values instead
-        exec_nb.cells[qidx] = _quick_cell_shown(nb.cells[qidx], quick)
-    if lines:
-        import nbformat
-        what = []
-        if quick and qidx is not None and nb.cells[qidx].source.strip():
-            what.append(f"--quick values from cell {qidx}")
+        for name, value in params.items():
+            if name not in known:
+                raise NotebookInputError(
+                    f"{path}: -p {name}: not assigned in the parameters cell {pidx} "
+                    f"(it assigns: {', '.join(sorted(known)) or 'nothing'})")
+            text = repr(value)
+            try:
+                ok = ast.literal_eval(text) == value
+            except Exception:
+                ok = False
+            if not ok:
+                raise NotebookInputError(f"{path}: -p {name}: value {value!r} is not a Python literal")
         if params:
-            what.append("-p overrides")
-        injected = f"{INJECTED_HEADER}: {' and '.join(what)}\n" + "\n".join(lines)
-        cell = nbformat.v4.new_code_cell(injected)
-        cell.metadata["tags"] = ["injected-parameters"]
-        if (exec_nb.nbformat, exec_nb.nbformat_minor) < (4, 5):
-            cell.pop("id", None)   # cell ids exist from nbformat 4.5 on
-        exec_nb.cells.insert(pidx + 1, cell)
-        orig_index.insert(pidx + 1, None)
-    return _Plan(path, exec_nb, orig_index, injected)
-
-
-def _quick_cell_shown(raw, quick):
-    "The markdown cell that stands for the raw `quick` cell in the executed copy (and so in the HTML)."
-    import nbformat
-    used = ("used in this run: the cell above sets them" if quick
-            else "not used in this run, which keeps the values above")
-    cell = nbformat.v4.new_markdown_cell(
-        f"**Quick values** (`run_notebook.py --quick` and the tests; {used}):\n\n"
-        f"```python\n{raw.source.strip()}\n```")
-    if "id" in raw:
-        cell["id"] = raw["id"]
-    else:
-        cell.pop("id", None)
-    cell.metadata["tags"] = ["quick"]
-    return cell
+            env[PARAMS_VAR] = repr(params)
+    skips = {}
+    for i, c in enumerate(cells):
+        if c.cell_type == "code" and (reason := skip_reason(c.source, quick, cuda_available)):
+            skips[i] = reason
+    return _Plan(path, copy.deepcopy(nb), env, skips)
 
 
 # ----------------------------------------------------------------------------- results
@@ -321,15 +262,16 @@ class NotebookResult:
     status: str = "ok"                        # 'ok', 'FAILED' or 'TIMEOUT'
     seconds: float = 0.0
     cells_run: int = 0                        # the file's code cells that were executed
-    skipped: dict = field(default_factory=dict)   # reason ('slow', 'cuda', 'export') -> count
+    skipped: dict = field(default_factory=dict)   # reason ('slow', 'cuda') -> count
     failed_cell: int | None = None            # index in the file's `cells` list (0-based)
     failed_count: int | None = None           # its execution count: the traceback's `Cell In[n]`
     cell_source: str | None = None
     error: str | None = None                  # traceback / message, ANSI codes stripped
     limit: str | None = None                  # for TIMEOUT: 'cell' or 'notebook'
-    injected: str | None = None               # source of the injected parameters cell
+    env: dict = field(default_factory=dict)   # the quick-mode settings the kernel got
     nb: object = None                         # the executed notebook (outputs included)
     html: Path | None = None
+    out: Path | None = None                   # the executed .ipynb written with --out
 
     @property
     def ok(self):
@@ -357,8 +299,6 @@ class NotebookResult:
             where += f", cell {self.failed_cell}"
             if self.failed_count is not None:
                 where += f" (In [{self.failed_count}] in the traceback)"
-        elif self.cell_source is not None:
-            where += ", the injected parameters cell"
         out.append(f"{self.status} in {where}")
         if self.cell_source is not None:
             out.append("---- cell source ----")
@@ -371,13 +311,15 @@ class NotebookResult:
 
 # ----------------------------------------------------------------------------- running
 
-def kernel_env():
-    "The kernel's environment: ours, plus the repo root on PYTHONPATH and the inline matplotlib backend."
+def kernel_env(extra=None):
+    "The kernel's environment: ours, the repo root on PYTHONPATH, the inline matplotlib backend, and `extra`."
     env = dict(os.environ)
     old = env.get("PYTHONPATH")
     env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + old if old else "")
     env["MPLBACKEND"] = INLINE_BACKEND     # figures are captured as outputs, never shown in a window
-    env.setdefault("PYTHONHASHSEED", "0")
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    env.pop(PARAMS_VAR, None)              # the plan's settings only, never the caller's
+    env.update(extra or {})
     return env
 
 
@@ -431,14 +373,13 @@ def _write_html(nb, path, html_dir):
     return target
 
 
-def _execute(plan, quick, cell_timeout, timeout):
-    "Run a planned notebook cell by cell in a fresh kernel; return a NotebookResult."
-    import nbformat
+def _execute(plan, cell_timeout, timeout):
+    """Run a planned notebook in a fresh kernel, every cell in order as Jupyter's "Run All" does (the
+    kernel's extension skips flagged cells); return a NotebookResult."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-    res = NotebookResult(path=plan.path, injected=plan.injected, nb=plan.nb,
-                         skipped={r: 0 for r in SKIP_REASONS})
+    res = NotebookResult(path=plan.path, env=dict(plan.env), nb=plan.nb, skipped={r: 0 for r in SKIP_REASONS})
     start = time.monotonic()
     deadline = start + timeout
     limit = {"seconds": float(cell_timeout)}
@@ -448,17 +389,9 @@ def _execute(plan, quick, cell_timeout, timeout):
     cell = None
     idx = None
     try:
-        with client.setup_kernel(env=kernel_env(), cleanup_kc=True):
-            for i, cell in enumerate(plan.nb.cells):
-                idx = plan.orig_index[i]
+        with client.setup_kernel(env=kernel_env(plan.env), cleanup_kc=True):
+            for idx, cell in enumerate(plan.nb.cells):
                 if cell.cell_type != "code" or not cell.source.strip():
-                    continue
-                reason = None if idx is None else _skip_reason(cell.source, quick)
-                if reason:
-                    res.skipped[reason] += 1
-                    cell.metadata["run_notebook"] = {"skipped": reason}
-                    cell.outputs = [nbformat.v4.new_output("stream", name="stdout",
-                                                           text=f"skipped: {SKIP_NOTES[reason]}\n")]
                     continue
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -467,10 +400,12 @@ def _execute(plan, quick, cell_timeout, timeout):
                     break
                 limit["seconds"] = min(float(cell_timeout), remaining)
                 which = "cell" if cell_timeout <= remaining else "notebook"
-                if idx is not None:
+                if idx in plan.skips:
+                    res.skipped[plan.skips[idx]] += 1
+                else:
                     res.cells_run += 1
                 try:
-                    client.execute_cell(cell, i)
+                    client.execute_cell(cell, idx)
                 except CellTimeoutError:
                     res.status, res.limit = "TIMEOUT", which
                     res.error = (f"cell time limit of {cell_timeout:g}s (--cell-timeout) hit" if which == "cell"
@@ -508,37 +443,66 @@ def _limits(quick, cell_timeout, timeout):
     return cell_timeout, timeout
 
 
-def _run(plan, quick, cell_timeout, timeout, html_dir):
-    res = _execute(plan, quick, cell_timeout, timeout)
+def _write_executed(nb, path, out_dir):
+    "The executed notebook, outputs kept, as OUT/<name>.ipynb (the way Jupyter saves one)."
+    import nbformat
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / Path(path).name
+    write_atomic(target, nbformat.writes(nb) + "\n")
+    return target
+
+
+def check_out_dir(out_dir, paths):
+    "Refuse an --out folder that holds one of the notebooks to run: an executed copy must never replace a lesson."
+    if out_dir is None:
+        return
+    out = Path(out_dir).resolve()
+    if out.exists() and not out.is_dir():
+        raise NotebookInputError(f"--out {out_dir}: not a folder")
+    for p in paths:
+        if Path(p).resolve().parent == out:
+            raise NotebookInputError(f"--out {out_dir}: holds the notebook {p}; write executed copies to "
+                                     f"another folder (the runner never writes into the lessons' folder)")
+
+
+def _run(plan, cell_timeout, timeout, html_dir, out_dir):
+    res = _execute(plan, cell_timeout, timeout)
     if html_dir is not None:
         res.html = _write_html(res.nb, plan.path, html_dir)
+    if out_dir is not None:
+        res.out = _write_executed(res.nb, plan.path, out_dir)
     return res
 
 
-def run_notebook(path, quick=False, params=None, cell_timeout=None, timeout=None, html_dir=None):
+def run_notebook(path, quick=False, params=None, cell_timeout=None, timeout=None, html_dir=None, out_dir=None):
     """Execute one notebook in a fresh kernel; never writes it back.
 
     `params` maps parameter names to Python literal values (`{'epochs': 2}`). The time limits default
-    to `default_limits(quick)`. Raises `NotebookInputError` for a missing/invalid notebook or parameters
-    that do not fit it; a failing or slow cell is reported in the returned `NotebookResult`, not raised."""
+    to `default_limits(quick)`. `html_dir` / `out_dir`: folders for an HTML page / the executed .ipynb.
+    Raises `NotebookInputError` for a missing/invalid notebook, parameters that do not fit it or an
+    `out_dir` holding it; a failing or slow cell is reported in the returned `NotebookResult`, not raised."""
     cell_timeout, timeout = _limits(quick, cell_timeout, timeout)
-    return _run(plan_notebook(path, quick=quick, params=params), quick, cell_timeout, timeout, html_dir)
+    check_out_dir(out_dir, [path])
+    return _run(plan_notebook(path, quick=quick, params=params), cell_timeout, timeout, html_dir, out_dir)
 
 
-def prepare(paths, quick=False, params=None):
+def prepare(paths, quick=False, params=None, out_dir=None):
     "Collect notebooks (natural order) and plan each one, so bad input is reported before anything runs."
-    return [plan_notebook(p, quick=quick, params=params) for p in collect_notebooks(paths)]
+    found = collect_notebooks(paths)
+    check_out_dir(out_dir, found)
+    return [plan_notebook(p, quick=quick, params=params) for p in found]
 
 
 def run_notebooks(paths, quick=False, params=None, cell_timeout=None, timeout=None, html_dir=None,
-                  keep_going=False, on_result=None, plans=None):
+                  keep_going=False, on_result=None, plans=None, out_dir=None):
     """Run notebooks (files or folders, in natural order). Every notebook is checked before the first
     runs (`NotebookInputError` on bad input; pass `plans` from `prepare` to skip that step). Stops after
     the first failure unless `keep_going`. `on_result(result)` is called as each notebook finishes."""
     cell_timeout, timeout = _limits(quick, cell_timeout, timeout)
     results = []
-    for plan in prepare(paths, quick, params) if plans is None else plans:
-        results.append(_run(plan, quick, cell_timeout, timeout, html_dir))
+    for plan in prepare(paths, quick, params, out_dir) if plans is None else plans:
+        results.append(_run(plan, cell_timeout, timeout, html_dir, out_dir))
         if on_result is not None:
             on_result(results[-1])
         if not results[-1].ok and not keep_going:
@@ -575,14 +539,17 @@ def build_parser():
     p = argparse.ArgumentParser(
         prog="run_notebook.py",
         description="Execute lesson notebooks, each in a fresh kernel (cwd = its folder, repo root on "
-                    "PYTHONPATH), and report one line per notebook plus a summary. Never writes notebooks.",
+                    "PYTHONPATH) as Jupyter's Run All does, and report one line per notebook plus a summary. "
+                    "Never writes the notebooks themselves.",
         epilog="Exit status: 0 all passed, 1 a notebook failed or timed out, 2 bad input.")
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="notebooks or folders (a folder means all its *.ipynb); run in natural order")
     p.add_argument("--quick", action="store_true",
-                   help="inject the raw 'quick' cell's values after the 'parameters' cell; skip #slow cells")
+                   help="quick mode (EXP_QUICK=1 in the kernel): the %%%%quick cell applies its values, "
+                        "#slow cells are skipped")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a parameter (repeatable); VALUE is a Python literal, else a string")
+                   help="override a parameter (repeatable; EXP_PARAMS in the kernel, applied by the %%%%quick "
+                        "cell); VALUE is a Python literal, else a string")
     p.add_argument("--keep-going", action="store_true", help="run the remaining notebooks after a failure")
     p.add_argument("--cell-timeout", type=_positive, default=None, metavar="S",
                    help=f"seconds one cell may run (default {QUICK_LIMITS[0]:g} with --quick, "
@@ -591,6 +558,8 @@ def build_parser():
                    help=f"seconds one notebook may run, kernel start included (default {QUICK_LIMITS[1]:g} "
                         f"with --quick, {FULL_LIMITS[1]:g} for a full run)")
     p.add_argument("--html", metavar="DIR", help="write each executed notebook to DIR/<stem>.html")
+    p.add_argument("--out", metavar="DIR", help="write each executed notebook, outputs kept, to DIR/<name>.ipynb "
+                                                "(to present or read; never the notebooks' own folder)")
     return p
 
 
@@ -599,12 +568,13 @@ def main(argv=None):
     start = time.monotonic()
     try:
         params = _parse_param_args(args.param)
-        plans = prepare(args.paths, args.quick, params)
+        plans = prepare(args.paths, args.quick, params, args.out)
     except NotebookInputError as e:
         print(f"run_notebook.py: error: {e}", file=sys.stderr)
         return 2
     results = run_notebooks(args.paths, args.quick, params, args.cell_timeout, args.timeout, args.html,
-                            args.keep_going, on_result=lambda r: print(r.report(), flush=True), plans=plans)
+                            args.keep_going, on_result=lambda r: print(r.report(), flush=True), plans=plans,
+                            out_dir=args.out)
     print(summary(results, len(plans), time.monotonic() - start), flush=True)
     return 0 if all(r.ok for r in results) and len(results) == len(plans) else 1
 
