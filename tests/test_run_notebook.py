@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 import run_notebook as rn  # noqa: E402
 from nbio import natural_key  # noqa: E402
-from run_notebook import (NotebookInputError, cell_flags, collect_notebooks, is_self_export, main,  # noqa: E402
+from run_notebook import (NotebookInputError, collect_notebooks, main,  # noqa: E402
                           parse_param_value, run_notebook, run_notebooks)
 
 
@@ -62,6 +62,14 @@ def params_cell(src="epochs = 8   # full lesson\nname = 'full'\nlr = 0.1\n"):
     return code(src, "parameters")
 
 
+def quick(src):
+    "The quick cell: a code cell tagged 'quick' whose first line is the %%quick magic."
+    return code("%%quick\n" + src, "quick")
+
+
+LOAD_EXT = "%load_ext coursekit"
+
+
 # ----------------------------------------------------------------------------- no kernel needed
 
 def test_natural_key_and_collect(tmp_path):
@@ -79,27 +87,6 @@ def test_natural_key_and_collect(tmp_path):
     got = [p.name for p in collect_notebooks([tmp_path / "10b_c.ipynb", tmp_path / "09c_a.ipynb",
                                               tmp_path / "10_b.ipynb", tmp_path / "10b_c.ipynb"])]
     assert got == ["09c_a.ipynb", "10_b.ipynb", "10b_c.ipynb"]
-
-
-def test_cell_flags_and_self_export():
-    assert cell_flags("#slow\nx = 1") == {"slow"}
-    assert cell_flags("# Slow\nx = 1") == {"slow"}
-    assert cell_flags("#SLOW #cuda\nx = 1") == {"slow", "cuda"}
-    assert cell_flags("\n# slow  # CUDA \nx = 1") == {"slow", "cuda"}
-    assert cell_flags("#export\nx = 1") == {"export"}
-    assert cell_flags("x = 1  # slow") == set()
-    assert cell_flags("# this is slow because it trains\nx = 1") == set()
-    assert cell_flags("x = 1\n#slow") == set()
-
-    assert is_self_export("!python ../notebook2script.py 01_matmul.ipynb")
-    assert is_self_export("%run ../notebook2script.py 01_matmul.ipynb")
-    assert is_self_export("%%bash\npython ../notebook2script.py 01_matmul.ipynb")
-    assert is_self_export("import subprocess, sys\nsubprocess.run([sys.executable,\n"
-                          "    '../notebook2script.py', '01_matmul.ipynb'], check=True)")
-    assert is_self_export("import os\nos.system('python ../notebook2script.py 01.ipynb')")
-    assert not is_self_export("from notebook2script import natural_key\nnatural_key('10b')")
-    assert not is_self_export("# run notebook2script.py after editing\nx = 1")
-    assert not is_self_export("!ls ..")
 
 
 def test_parse_param_value():
@@ -120,15 +107,16 @@ def test_parse_param_value():
 
 
 def test_param_errors(tmp_path):
+    ext = code(LOAD_EXT)
     quick_bad = write_nb(tmp_path / "01_q.ipynb", [
-        params_cell(), raw("epochs = 1\nbatch_size = 4", "quick"), code("print(epochs)")])
+        ext, params_cell(), quick("epochs = 1\nbatch_size = 4"), code("print(epochs)")])
     with pytest.raises(NotebookInputError, match=r"01_q\.ipynb.*'batch_size'"):
         run_notebook(quick_bad, quick=True)
     # the quick cell is checked even in a full run: a stale name shows up there too
     with pytest.raises(NotebookInputError, match="batch_size"):
         run_notebook(quick_bad)
 
-    good = write_nb(tmp_path / "02_g.ipynb", [params_cell(), raw("epochs = 1", "quick"), code("1")])
+    good = write_nb(tmp_path / "02_g.ipynb", [ext, params_cell(), quick("epochs = 1"), code("1")])
     with pytest.raises(NotebookInputError, match=r"02_g\.ipynb.*-p bs"):
         run_notebook(good, quick=True, params={"bs": 64})
     with pytest.raises(NotebookInputError, match="not a Python literal"):
@@ -138,19 +126,38 @@ def test_param_errors(tmp_path):
     with pytest.raises(NotebookInputError, match=r"03_n\.ipynb.*no cell tagged 'parameters'"):
         run_notebook(nop, params={"epochs": 1})
 
-    two = write_nb(tmp_path / "04_t.ipynb", [params_cell(), params_cell("x = 1")])
+    two = write_nb(tmp_path / "04_t.ipynb", [ext, params_cell(), params_cell("x = 1")])
     with pytest.raises(NotebookInputError, match=r"04_t\.ipynb.*2 cells tagged 'parameters'"):
         run_notebook(two, quick=True)
-    twoq = write_nb(tmp_path / "05_t.ipynb", [params_cell(), raw("epochs = 1", "quick"),
-                                              raw("lr = 1", "quick")])
-    with pytest.raises(NotebookInputError, match=r"05_t\.ipynb.*2 cells tagged 'quick'"):
+    twoq = write_nb(tmp_path / "05_t.ipynb", [ext, params_cell(), quick("epochs = 1"), quick("lr = 1")])
+    with pytest.raises(NotebookInputError, match=r"05_t\.ipynb.*2 quick cells"):
         run_notebook(twoq, quick=True)
-    notsimple = write_nb(tmp_path / "06_s.ipynb", [params_cell("epochs = 8\nprint(epochs)")])
+    notsimple = write_nb(tmp_path / "06_s.ipynb", [ext, params_cell("epochs = 8\nprint(epochs)"), quick("")])
     with pytest.raises(NotebookInputError, match=r"06_s\.ipynb.*line 2.*print\(epochs\)"):
         run_notebook(notsimple, quick=True)
-    orphan_quick = write_nb(tmp_path / "07_o.ipynb", [code("x = 1"), raw("x = 2", "quick")])
+    orphan_quick = write_nb(tmp_path / "07_o.ipynb", [ext, code("x = 1"), quick("x = 2")])
     with pytest.raises(NotebookInputError, match=r"07_o\.ipynb.*no cell is tagged 'parameters'"):
         run_notebook(orphan_quick, quick=True)
+    # the old form, a raw cell the runner injected, is refused with what to do instead
+    old_raw = write_nb(tmp_path / "08_r.ipynb", [ext, params_cell(), raw("epochs = 1", "quick")])
+    with pytest.raises(NotebookInputError, match=r"08_r\.ipynb: cell 2 is tagged 'quick' but is not a code cell whose first line is %%quick"):
+        run_notebook(old_raw, quick=True)
+    untagged = write_nb(tmp_path / "09_u.ipynb", [ext, params_cell(), code("%%quick\nepochs = 1")])
+    with pytest.raises(NotebookInputError, match=r"09_u\.ipynb: cell 2 starts with %%quick but is not tagged"):
+        run_notebook(untagged)
+    apart = write_nb(tmp_path / "10_a.ipynb", [ext, params_cell(), code("y = 1"), quick("epochs = 1")])
+    with pytest.raises(NotebookInputError, match=r"10_a\.ipynb: the parameters cell 1 must be followed by its %%quick cell"):
+        run_notebook(apart)
+    no_quick = write_nb(tmp_path / "11_n.ipynb", [ext, params_cell(), code("y = 1")])
+    with pytest.raises(NotebookInputError, match=r"11_n\.ipynb: the parameters cell 1 must be followed"):
+        run_notebook(no_quick, params={"epochs": 2})
+    # flags and the quick cell mean nothing without the extension: refused before anything runs
+    no_ext = write_nb(tmp_path / "12_x.ipynb", [code("x = 1"), code("#slow\nx = 2"), ext])
+    with pytest.raises(NotebookInputError, match=r"12_x\.ipynb: cell 1 is a slow cell, but no cell before it runs `%load_ext coursekit`"):
+        run_notebook(no_ext)
+    no_ext_q = write_nb(tmp_path / "13_x.ipynb", [params_cell(), quick("epochs = 1")])
+    with pytest.raises(NotebookInputError, match=r"13_x\.ipynb: cell 1 is the quick cell, but no cell before it"):
+        run_notebook(no_ext_q)
 
     # every notebook is checked before the first one runs: nothing starts when one is bad
     with pytest.raises(NotebookInputError, match="batch_size"):
@@ -195,99 +202,103 @@ def test_summary_text():
 # ----------------------------------------------------------------------------- running kernels
 
 def flags_notebook(path):
-    "Parameters + quick cells, flagged cells, self-export cells; records what ran into seen.json (cwd)."
+    "The extension, parameters + quick cells, flagged cells; records what ran into seen.json (cwd)."
     return write_nb(path, [
         md("# 01: flags"),                                                              # 0
-        code("import json, os, sys\nimport matplotlib.pyplot as plt"),                  # 1
-        params_cell(),                                                                  # 2
-        raw("epochs = 1  # quick\nlr = 0.5", "quick"),                                  # 3
-        code("#slow\nopen('ran_slow', 'w').close()"),                                   # 4
-        code("# CUDA\nopen('ran_cuda', 'w').close()"),                                  # 5
-        code("#Slow #cuda\nopen('ran_slow_cuda', 'w').close()"),                        # 6
-        code("!touch ran_export_bang && python ../notebook2script.py 01_flags.ipynb"),  # 7
-        code("import subprocess\nopen('ran_export_sub', 'w').close()\n"
-             "subprocess.run([sys.executable, '../notebook2script.py'])"),              # 8
+        code(LOAD_EXT),                                                                 # 1
+        code("import json, os, sys\nimport matplotlib.pyplot as plt"),                  # 2
+        params_cell(),                                                                  # 3
+        quick("epochs = 1  # quick\nlr = 0.5"),                                         # 4
+        code("#slow\nopen('ran_slow', 'w').close()"),                                   # 5
+        code("# CUDA\nopen('ran_cuda', 'w').close()"),                                  # 6
+        code("#Slow #cuda\nopen('ran_slow_cuda', 'w').close()"),                        # 7
+        md("The record:"),                                                              # 8
         code("import exp\n"
              "seen = dict(epochs=epochs, name=name, lr=lr, cwd=os.getcwd(), exp=exp.__file__,\n"
-             "            python=sys.executable, backend=plt.get_backend())\n"
+             "            python=sys.executable, backend=plt.get_backend(),\n"
+             "            omp=os.environ.get('OMP_WAIT_POLICY'))\n"
              "json.dump(seen, open('seen.json', 'w'))\n"
              "print('values', epochs, name, lr)\n"
              "plt.plot([0, 1], [1, 0]); plt.show()"),                                   # 9
     ])
 
 
-def test_quick_params_flags_cwd_html(tmp_path, capsys):
+def stream_text(cell):
+    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+
+
+def test_quick_params_flags_cwd_html_out(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setenv("EXP_PARAMS", "{'name': 'from the caller'}")      # never leaks into the kernel
     nb_path = flags_notebook(tmp_path / "nbs" / "01_flags.ipynb")
     before_nb = nb_path.read_bytes()
-    # a stand-in exporter where the export cells look for it (../notebook2script.py): it writes exp/
-    (tmp_path / "notebook2script.py").write_text(
-        "from pathlib import Path\n"
-        "Path(__file__).with_name('exp').mkdir(exist_ok=True)\n"
-        "Path(__file__).with_name('exp').joinpath('nb_01.py').write_text('x = 1')\n")
-    html = tmp_path / "html"
-    rc = main(["--quick", "-p", "name=hello", "-p", "lr=1e-3", "--html", str(html), str(nb_path)])
-    out = capsys.readouterr().out
-    assert rc == 0, out
+    html, out = tmp_path / "html", tmp_path / "executed"
+    rc = main(["--quick", "-p", "name=hello", "-p", "lr=1e-3", "--html", str(html), "--out", str(out), str(nb_path)])
+    stdout = capsys.readouterr().out
+    assert rc == 0, stdout
     nbs = nb_path.parent
     seen = json.loads((nbs / "seen.json").read_text())  # written with a relative path: cwd is nbs/
     assert seen["epochs"] == 1 and seen["lr"] == 0.001 and seen["name"] == "hello"
     assert Path(seen["cwd"]).resolve() == nbs.resolve()
     assert Path(seen["exp"]).resolve() == (ROOT / "exp" / "__init__.py").resolve()
     assert Path(seen["python"]).resolve() == Path(sys.executable).resolve()
-    assert "inline" in seen["backend"]
+    assert "inline" in seen["backend"] and seen["omp"] == "PASSIVE"
     cuda = cuda_present()
     assert not (nbs / "ran_slow").exists() and not (nbs / "ran_slow_cuda").exists()
     assert (nbs / "ran_cuda").exists() == cuda
-    assert not (nbs / "ran_export_bang").exists() and not (nbs / "ran_export_sub").exists()
-    # cell 6 (#Slow #cuda) counts as slow in quick mode
-    skipped = "4 skipped: 2 slow, 2 export" if cuda else "5 skipped: 2 slow, 1 cuda, 2 export"
-    cells = 4 if cuda else 3                      # cells 1, 2, 9 (+5 with CUDA); not the injected one
-    assert f"01_flags  ({cells} cells, {skipped})" in out, out
-    assert out.splitlines()[0].startswith("ok ")
-    assert "1 notebook: 1 passed, 0 failed, " + skipped.split(":")[0].split()[0] + " cells skipped" in out
+    # cell 7 (#Slow #cuda) counts as slow in quick mode
+    skipped = "2 skipped: 2 slow" if cuda else "3 skipped: 2 slow, 1 cuda"
+    cells = 6 if cuda else 5                      # the code cells that ran their own code
+    assert f"01_flags  ({cells} cells, {skipped})" in stdout, stdout
+    assert stdout.splitlines()[0].startswith("ok ")
+    assert "1 notebook: 1 passed, 0 failed, " + skipped.split(":")[0].split()[0] + " cells skipped" in stdout
     text = (html / "01_flags.html").read_text()
     assert "values 1 hello 0.001" in text and "image/png" in text
-    assert "injected by run_notebook.py" in text
-    # the raw quick cell is shown as labelled values, said to be used; skipped cells say why
-    assert "Quick values" in text and "used in this run: the cell above sets them" in text
-    assert "skipped: a #slow cell, not run with --quick" in text
-    assert "skipped: this cell runs notebook2script" in text
-    assert text.count("skipped: ") == (4 if cuda else 5)
+    # the quick cell says what it changed; skipped cells say why (printed by the kernel's extension)
+    assert "quick mode is on (EXP_QUICK=1)" in text and "8 -&gt; 1" in text and "(EXP_PARAMS)" in text
+    assert "skipped: a #slow cell, and quick mode is on (EXP_QUICK=1)" in text
+    assert text.count("skipped: a #") == (2 if cuda else 3)
     assert [p.name for p in html.iterdir()] == ["01_flags.html"]       # no temp file left behind
+    # --out: the executed notebook with its outputs, as Jupyter would save it
+    assert [p.name for p in out.iterdir()] == ["01_flags.ipynb"]
+    executed = nbformat.read(str(out / "01_flags.ipynb"), as_version=4)
+    assert "epochs  8 -> 1" in stream_text(executed.cells[4]) and "values 1 hello" in stream_text(executed.cells[9])
+    assert stream_text(executed.cells[5]).startswith("skipped: a #slow cell")
+    assert [c.source for c in executed.cells] == [c.source for c in nbformat.reads(before_nb.decode(), as_version=4).cells]
     assert nb_path.read_bytes() == before_nb                            # notebook never written
-    assert not (tmp_path / "exp").exists()                              # the exporter never ran
 
-    # a full run: the lesson values, #slow cells run, nothing injected
+    # a full run: the lesson values, #slow cells run, the quick cell changes nothing
     for f in nbs.glob("ran_*"):
         f.unlink()
     res = run_notebook(nb_path, html_dir=html)
     assert res.ok, res.report()
-    assert res.injected is None and len(res.nb.cells) == 10
-    assert res.nb.cells[3].cell_type == "markdown" and "epochs = 1  # quick" in res.nb.cells[3].source
+    assert res.env == {"EXP_QUICK": "0"} and len(res.nb.cells) == 10
+    assert stream_text(res.nb.cells[4]).startswith("quick mode is off") and "->" not in stream_text(res.nb.cells[4])
     text = (html / "01_flags.html").read_text()
-    assert "not used in this run, which keeps the values above" in text and "values 8 full 0.1" in text
-    assert "skipped: a #slow cell" not in text and "skipped: this cell runs notebook2script" in text
+    assert "values 8 full 0.1" in text and "skipped: a #slow cell" not in text
     seen = json.loads((nbs / "seen.json").read_text())
     assert (seen["epochs"], seen["name"], seen["lr"]) == (8, "full", 0.1)
     assert (nbs / "ran_slow").exists()
     assert (nbs / "ran_slow_cuda").exists() == cuda
-    assert res.skipped == ({"export": 2} if cuda else {"cuda": 2, "export": 2})
-    assert res.cells_run == (6 if cuda else 4)
+    assert res.skipped == ({} if cuda else {"cuda": 2})
+    assert res.cells_run == (8 if cuda else 6)
     assert nb_path.read_bytes() == before_nb
-    assert not (tmp_path / "exp").exists()
-    # had an export cell run, the stand-in exporter would have written exp/nb_01.py
-    subprocess.run([sys.executable, "../notebook2script.py"], cwd=nbs, check=True)
-    assert (tmp_path / "exp" / "nb_01.py").exists()
+
+    # --out never writes into the notebooks' own folder
+    assert main(["--quick", "--out", str(nbs), str(nb_path)]) == 2
+    assert "--out" in capsys.readouterr().err and nb_path.read_bytes() == before_nb
 
 
 def failing_notebook(path):
     return write_nb(path, [
         md("# 10: fails"),                                          # 0
-        params_cell("n = 10  # full\n"),                            # 1
-        raw("n = 3", "quick"),                                      # 2
-        code("xs = list(range(n))\nprint('n is', n)"),              # 3
-        code("def boom(v):\n    return 1 / v\n\nboom(xs[0])"),      # 4: ZeroDivisionError
-        code("open('after_failure', 'w').close()"),                 # 5
+        code(LOAD_EXT),                                             # 1
+        params_cell("n = 10  # full\n"),                            # 2
+        quick("n = 3"),                                             # 3
+        md("Now the failure:"),                                     # 4
+        code("xs = list(range(n))\nprint('n is', n)"),              # 5
+        code("def boom(v):\n    return 1 / v\n\nboom(xs[0])"),      # 6: ZeroDivisionError
+        code("open('after_failure', 'w').close()"),                 # 7
     ])
 
 
@@ -298,26 +309,24 @@ def test_failure_reports_file_cell_index(tmp_path):
     assert len(results) == 1
     res = results[0]
     assert res.status == "FAILED" and not res.ok
-    assert res.failed_cell == 4                          # index in the file, not shifted by injection
-    assert res.failed_count == 4                         # params, injected, 3, 4: the traceback's In[4]
-    assert "Cell In[4]" in res.error
+    assert res.failed_cell == 6                          # index in the file (markdown cells count)
+    assert res.failed_count == 5                         # code cells 1, 2, 3, 5, 6: the traceback's In[5]
+    assert "Cell In[5]" in res.error
     assert res.cell_source.startswith("def boom(v):")
-    assert res.nb.cells[2].source.startswith("# injected by run_notebook.py")
-    assert res.injected.endswith("n = 3")
     assert "ZeroDivisionError" in res.error and "boom" in res.error
     report = res.report()
-    assert "10_b.ipynb, cell 4 (In [4] in the traceback)" in report and "def boom(v):" in report and "ZeroDivisionError" in report
+    assert "10_b.ipynb, cell 6 (In [5] in the traceback)" in report and "def boom(v):" in report and "ZeroDivisionError" in report
     assert "\x1b[" not in report
     assert not (tmp_path / "after_failure").exists()
     assert not (tmp_path / "ran_10b").exists()
-    assert "n is 3" in res.nb.cells[4].outputs[0]["text"]
+    assert "n is 3" in res.nb.cells[5].outputs[0]["text"]
 
 
 def test_cli_folder_keep_going_html(tmp_path):
     folder = tmp_path / "nbs"
     write_nb(folder / "10b_c.ipynb", [code("print('third')")])
     failing_notebook(folder / "10_b.ipynb")
-    write_nb(folder / "09c_a.ipynb", [code("#slow\nprint('never')"), code("print('first')")])
+    write_nb(folder / "09c_a.ipynb", [code(LOAD_EXT), code("#slow\nprint('never')"), code("print('first')")])
     html = tmp_path / "html"
     proc = subprocess.run([sys.executable, str(ROOT / "run_notebook.py"), "--quick", "--keep-going",
                            "--html", str(html), str(folder)],
@@ -326,14 +335,15 @@ def test_cli_folder_keep_going_html(tmp_path):
     assert proc.returncode == 1, out + proc.stderr
     lines = [l for l in out.splitlines() if re.match(r"(ok|FAILED|TIMEOUT) +[\d.]+s  ", l)]
     assert [l.split()[2] for l in lines] == ["09c_a", "10_b", "10b_c"]
-    assert lines[0].startswith("ok ") and "(1 cell, 1 skipped: 1 slow)" in lines[0]
+    assert lines[0].startswith("ok ") and "(2 cells, 1 skipped: 1 slow)" in lines[0]
     assert lines[1].startswith("FAILED ") and lines[2].startswith("ok ")
-    assert "10_b.ipynb, cell 4" in out and "def boom(v):" in out and "ZeroDivisionError" in out
+    assert "10_b.ipynb, cell 6" in out and "def boom(v):" in out and "ZeroDivisionError" in out
     assert "\x1b[" not in out
     assert out.strip().splitlines()[-1].startswith("3 notebooks: 2 passed, 1 failed, 1 cell skipped in ")
     assert sorted(p.name for p in html.iterdir()) == ["09c_a.html", "10_b.html", "10b_c.html"]
     assert "n is 3" in (html / "10_b.html").read_text()          # failed notebooks rendered up to the failure
     assert "third" in (html / "10b_c.html").read_text()
+    assert "never" not in (html / "09c_a.html").read_text().split("skipped: a #slow cell")[1]
 
 
 def test_timeouts_name_the_cell_and_stop_the_kernel(tmp_path):
