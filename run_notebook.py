@@ -219,7 +219,7 @@ def plan_notebook(path, quick=False, params=None):
     if pidx is not None:
         known = set(_names(cells[pidx].source, f"{path}: parameters cell {pidx}"))
         # checked in every mode, so a stale quick cell shows up in a full run too
-        qsrc = cells[qidx].source.lstrip("\n").split("\n", 1)[1] if "\n" in cells[qidx].source.lstrip("\n") else ""
+        qsrc = re.sub(r"^(\s*)%%quick", r"\1", cells[qidx].source, count=1)   # lines keep their numbers
         for name in _names(qsrc, f"{path}: quick cell {qidx}"):
             if name not in known:
                 raise NotebookInputError(

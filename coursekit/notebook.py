@@ -135,7 +135,7 @@ def _quick_magic(line, cell):
     from IPython.core.error import UsageError
     if line.strip(): raise UsageError(f"%%quick takes no arguments (got {line.strip()!r})")
     try:
-        names = assigned_names(cell, 'the %%quick cell')
+        names = assigned_names('\n' + cell, 'the %%quick cell')   # lines numbered as in the cell
         quick, overrides = quick_mode(), param_overrides()
     except SettingError as e: raise UsageError(str(e)) from None
     ns = get_ipython().user_ns

@@ -1,7 +1,8 @@
 """Every lesson notebook, run top to bottom in a fresh kernel in quick mode, in course order.
 
 One test per notebook, named after it: ``pytest -k 07_batchnorm`` runs one lesson. A failure reports
-the notebook, the cell index, the cell's source and the traceback.
+the notebook, the cell index, the cell's source and the traceback. One lesson (tests/test_jupyter_path.py's)
+runs as Jupyter's "Run All" runs it, with no runner in between; the runner runs the others the same way.
 """
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from nbio import natural_key
 from run_notebook import run_notebook
+from test_jupyter_path import LESSON as JUPYTER_LESSON, check_run_all_in_quick_mode
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / 'nbs').glob('*.ipynb'), key=lambda p: natural_key(p.stem))
@@ -19,7 +21,10 @@ CELL_TIMEOUT, NOTEBOOK_TIMEOUT = 300, 600
 
 @pytest.mark.notebook
 @pytest.mark.parametrize('nb', NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook(nb):
+def test_notebook(nb, tmp_path):
+    if nb == JUPYTER_LESSON:     # run as Jupyter's "Run All" runs it, with no runner (test_jupyter_path.py)
+        check_run_all_in_quick_mode(tmp_path, nb)
+        return
     res = run_notebook(nb, quick=True, cell_timeout=CELL_TIMEOUT, timeout=NOTEBOOK_TIMEOUT)
     if res.status != 'ok':
         pytest.fail(res.report(), pytrace=False)
