@@ -24,15 +24,16 @@ def test(a, b, cmp, cname=None):
     if not cmp(a, b): raise AssertionError(f"{cname} failed:\n  a = {a!r}\n  b = {b!r}")
 
 
-def test_raises(f, exc=Exception, contains=None):
-    "Assert that `f()` raises `exc` (whose message contains `contains`, if given); return the exception"
+def test_raises(f, exc=Exception, contains=None, show=False):
+    "Assert that `f()` raises `exc` (whose message contains `contains`, if given); `show`: print the message"
     name = getattr(exc, '__name__', str(exc))
     try: f()
     except exc as e:
         if contains is not None and contains not in str(e):
             raise AssertionError(f"{type(e).__name__} raised as expected, but its message does not contain "
                                  f"{contains!r}:\n  {e}") from e
-        return e
+        if show: print(f"{type(e).__name__} (as expected): {e}")
+        return
     except Exception as e:
         raise AssertionError(f"expected {name}, but {type(e).__name__} was raised: {e}") from e
     raise AssertionError(f"expected {name}, but {getattr(f, '__name__', f)} raised nothing")

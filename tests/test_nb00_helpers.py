@@ -90,9 +90,11 @@ def test_test_near_zero():
     with pytest.raises(AssertionError): test_near_zero(torch.tensor(float('nan')))
 
 
-def test_test_raises():
-    e = test_raises(lambda: 1 / 0, ZeroDivisionError)
-    assert isinstance(e, ZeroDivisionError)
+def test_test_raises(capsys):
+    assert test_raises(lambda: 1 / 0, ZeroDivisionError) is None     # a check returns nothing (no `Out:`)
+    assert capsys.readouterr().out == ''
+    test_raises(lambda: {}['key'], KeyError, 'key', show=True)
+    assert capsys.readouterr().out == "KeyError (as expected): 'key'\n"
     test_raises(lambda: {}['key'], KeyError, 'key')
     test_raises(lambda: int('x'))                                    # any Exception by default
     with pytest.raises(AssertionError, match='raised nothing'): test_raises(lambda: 1 + 1)
