@@ -2,7 +2,7 @@
 # edit the notebook, then run `python notebook2script.py`.
 
 from exp.nb_12 import __all__ as _base_all
-__all__ = _base_all + ['LSTMCell', 'LSTMLayer', 'copy_lstm_weights', 'FusedLSTMCell', 'StackedLSTM',
+__all__ = _base_all + ['LSTMCell', 'LSTMLayer', 'FusedLSTMCell', 'copy_lstm_weights', 'StackedLSTM',
     'GRUCell', 'time_fn', 'lstm_timings', 'dropout_mask', 'RNNDropout', 'WEIGHT_HH',
     'WeightDropout', 'EmbeddingDropout', 'to_detach', 'AWD_LSTM', 'LinearDecoder', 'SequentialRNN',
     'get_language_model', 'cross_entropy_flat', 'accuracy_flat', 'perplexity',
@@ -56,18 +56,6 @@ class LSTMLayer(nn.Module):
         return torch.stack(outs, 1), state
 
 
-def copy_lstm_weights(cell, lstm, layer=0):
-    "Copy layer `layer` of the `nn.LSTM` `lstm` into our `cell` (an `LSTMCell` or a `FusedLSTMCell`)"
-    w_ih, w_hh = getattr(lstm, f'weight_ih_l{layer}'), getattr(lstm, f'weight_hh_l{layer}')
-    b_ih, b_hh = getattr(lstm, f'bias_ih_l{layer}'), getattr(lstm, f'bias_hh_l{layer}')
-    with torch.no_grad():
-        if isinstance(cell, FusedLSTMCell):
-            cell.weight.copy_(torch.cat([w_ih, w_hh], 1)); cell.bias.copy_(b_ih + b_hh)
-        else:
-            for lin, w, b in ((cell.ih, w_ih, b_ih), (cell.hh, w_hh, b_hh)): lin.weight.copy_(w); lin.bias.copy_(b)
-    return cell
-
-
 class FusedLSTMCell(nn.Module):
     "`LSTMCell` with one weight on `cat([x, h])` instead of two linear layers"
     def __init__(self, ni, nh):
@@ -83,6 +71,18 @@ class FusedLSTMCell(nn.Module):
         c = f.sigmoid() * c + i.sigmoid() * g.tanh()
         h = o.sigmoid() * c.tanh()
         return h, (h, c)
+
+
+def copy_lstm_weights(cell, lstm, layer=0):
+    "Copy layer `layer` of the `nn.LSTM` `lstm` into our `cell` (an `LSTMCell` or a `FusedLSTMCell`)"
+    w_ih, w_hh = getattr(lstm, f'weight_ih_l{layer}'), getattr(lstm, f'weight_hh_l{layer}')
+    b_ih, b_hh = getattr(lstm, f'bias_ih_l{layer}'), getattr(lstm, f'bias_hh_l{layer}')
+    with torch.no_grad():
+        if isinstance(cell, FusedLSTMCell):
+            cell.weight.copy_(torch.cat([w_ih, w_hh], 1)); cell.bias.copy_(b_ih + b_hh)
+        else:
+            for lin, w, b in ((cell.ih, w_ih, b_ih), (cell.hh, w_hh, b_hh)): lin.weight.copy_(w); lin.bias.copy_(b)
+    return cell
 
 
 class StackedLSTM(nn.Module):
