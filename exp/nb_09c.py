@@ -2,40 +2,78 @@
 # edit the notebook, then run `python notebook2script.py`.
 
 from exp.nb_09b import __all__ as _base_all
-__all__ = _base_all + ['AvgStatsTableCallback', 'ProgressCallback']
+__all__ = _base_all + ['in_notebook', 'FitTable', 'AvgStatsTableCallback', 'ProgressCallback']
 
 
 from exp.nb_09b import *
 
 
 from functools import partial
-import sys, time
+import html, sys, time
 from fastprogress.fastprogress import master_bar, progress_bar, format_time, ConsoleMasterBar, ConsoleProgressBar
 import torch
 
 
+def in_notebook():
+    "True when `print` writes to a Jupyter kernel's output, which can show HTML (not a terminal, a file, a captured stdout)"
+    return type(sys.stdout).__module__.startswith('ipykernel')
+
+class FitTable:
+    "Columns `names`, then rows one at a time (`add`): an HTML table updated in place in a notebook, else aligned lines to `write`"
+    def __init__(self, names, write=print):
+        self.names, self.write, self.rows, self.handle = [str(n) for n in names], write, [], None
+        self.widths = [len(n) for n in self.names]
+
+    def add(self, row):
+        row = [str(v) for v in row]
+        if len(row) != len(self.names):
+            raise ValueError(f"FitTable.add: {len(row)} values for {len(self.names)} columns ({', '.join(self.names)})")
+        self.rows.append(row)
+        if len(self.rows) == 1: self.as_html = self.write is print and in_notebook()    # decided when it first shows
+        if self.as_html: self.show()
+        else:
+            if len(self.rows) == 1: self.write(self.line(self.names))
+            self.write(self.line(row))
+
+    def line(self, cells): return '  '.join(c.ljust(w) for c, w in zip(cells, self.widths)).rstrip()
+    def __repr__(self): return '\n'.join(self.line(r) for r in [self.names] + self.rows)
+
+    def _repr_html_(self):
+        tags = lambda tag, cells: ''.join(f'<{tag}>{html.escape(c)}</{tag}>' for c in cells)
+        body = ''.join(f'<tr>{tags("td", r)}</tr>' for r in self.rows)
+        return f'<table border="1" class="dataframe"><thead><tr>{tags("th", self.names)}</tr></thead><tbody>{body}</tbody></table>'
+
+    def show(self):
+        "The notebook output: opened at the first row, replaced at each later one"
+        from IPython.display import display
+        if self.handle is None: self.handle = display(self, display_id=True)
+        else: self.handle.update(self)
+
+
 class AvgStatsTableCallback(AvgStatsCallback):
-    "Logs a header of column names, then one row per epoch: epoch, train and valid stats, time"
-    def begin_fit(self):
-        names = ['epoch'] + [f'train_{n}' for n in self.train_stats.names] + \
-                [f'valid_{n}' for n in self.valid_stats.names] + ['time']
-        self.logger(names)
+    "A `FitTable` through the logger: one row per epoch (epoch, train and valid stats, time), shown from the first row on"
+    def begin_fit(self): self.table = FitTable(self.col_names(), self.logger)
 
     def begin_epoch(self):
         super().begin_epoch()
         self.start_time = time.time()
 
-    def after_epoch(self):
+    def after_epoch(self): self.table.add(self.epoch_row())
+
+    def col_names(self):
+        return ['epoch'] + [f'train_{n}' for n in self.train_stats.names] + \
+               [f'valid_{n}' for n in self.valid_stats.names] + ['time']
+
+    def epoch_row(self):
         row = [str(self.epoch)]
         for stats in (self.train_stats, self.valid_stats): row += [f'{v:.6f}' for v in stats.avg_stats]
-        row.append(format_time(time.time() - self.start_time))
-        self.logger(row)
+        return row + [format_time(time.time() - self.start_time)]
 
 
 import io, contextlib
 class ProgressCallback(Callback):
-    "fastprogress bars (epochs, and batches of each epoch), and the learner's log as a table under them"
-    _order = -1
+    "fastprogress bars: one over the epochs, and one over the batches of each epoch"
+    _order = -1                  # first: the bars open before anything else is shown
     def __init__(self, console=False): self.console = console
 
     def begin_fit(self):
@@ -43,8 +81,7 @@ class ProgressCallback(Callback):
         # batch bars redraw themselves with '\r': show them in a notebook or on a terminal, not in a log file
         self.batch_bars = mbar_cls is not ConsoleMasterBar or sys.stdout.isatty()
         self.mbar = self.new_bar(mbar_cls, range(self.epochs))
-        self.mbar.update(0)      # the first update opens the fit's one display (the table goes in it)
-        self.old_logger, self.run.logger = self.logger, partial(self.mbar.write, table=True)
+        self.mbar.update(0)      # the first update opens the bars' output in a notebook
 
     def begin_epoch(self):
         self.mbar.update(self.epoch)
@@ -53,9 +90,7 @@ class ProgressCallback(Callback):
     def after_batch(self):
         if self.pb is not None: self.pb.update(self.iter + 1)
 
-    def after_fit(self):
-        self.mbar.on_iter_end()
-        if hasattr(self, 'old_logger'): self.run.logger = self.old_logger
+    def after_fit(self): self.mbar.on_iter_end()
 
     def set_pb(self, dl):
         self.pb = None

@@ -294,17 +294,16 @@ def perplexity(loss):
 
 class PerplexityTableCallback(AvgStatsTableCallback):
     "`AvgStatsTableCallback` with a perplexity column, exp(average loss), after each loss"
-    def begin_fit(self):
+    def col_names(self):
         cols = lambda s, p: [f'{p}_loss', f'{p}_perplexity'] + [f'{p}_{n}' for n in s.names[1:]]
-        self.logger(['epoch'] + cols(self.train_stats, 'train') + cols(self.valid_stats, 'valid') + ['time'])
+        return ['epoch'] + cols(self.train_stats, 'train') + cols(self.valid_stats, 'valid') + ['time']
 
-    def after_epoch(self):
+    def epoch_row(self):
         row = [str(self.epoch)]
         for s in (self.train_stats, self.valid_stats):
             loss, *mets = s.avg_stats
             row += [f'{loss:.6f}', f'{perplexity(loss):.2f}'] + [f'{v:.6f}' for v in mets]
-        row.append(f'{time.time() - self.start_time:.0f}s')
-        self.logger(row)
+        return row + [f'{time.time() - self.start_time:.0f}s']
 
 
 def clip_grad_global_(params, max_norm):

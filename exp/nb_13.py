@@ -24,12 +24,13 @@ from torch.utils.data import DataLoader
 import matplotlib.pyplot as plt
 from exp.nb_00 import URLs, untar_data, data_dir, test_eq, test_near, test_raises
 from exp.nb_03 import Dataset
-from exp.nb_04 import Callback, AvgStatsCallback, listify
+from exp.nb_04 import Callback, listify
 from exp.nb_05 import Recorder
 from exp.nb_06 import DeviceCallback, default_device
 from exp.nb_08 import DataBlockError, DataBunch
 from exp.nb_09 import adam_opt
 from exp.nb_09b import Learner
+from exp.nb_09c import AvgStatsTableCallback
 from exp.nb_11 import sched_1cycle
 from exp.nb_12 import (UNK, PAD, BOS, EOS, NumericalizeProcessor, SortSampler, SortishSampler, deal_caps,
                        pad_collate, read_file, replace_all_caps, tokenize_texts)

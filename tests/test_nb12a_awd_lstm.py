@@ -380,8 +380,11 @@ def test_learner_fit_with_rnn_callbacks_logs_perplexity():
                     cbs=[PerplexityTableCallback(accuracy_flat, logger=logs.append), RNNTrainer(α=2., β=1.),
                          GradientClipping(0.1)])
     learn.fit(3)
-    header, rows = logs[0], logs[1:]
+    table = learn.perplexity_table.table              # lesson 09c's FitTable: names and rows of strings
+    header, rows = table.names, table.rows
     test_eq(len(rows), 3)
+    test_eq(logs, repr(table).split('\n'))            # the logger got the table as aligned text lines
+    test_eq(logs[0].split(), header)
     i_loss, i_ppl = header.index('valid_loss'), header.index('valid_perplexity')
     for row in rows: test_near(float(row[i_ppl]), math.exp(float(row[i_loss])), 0.01)
     assert float(rows[-1][i_loss]) < float(rows[0][i_loss]) or float(rows[-1][i_loss]) < math.log(25)
