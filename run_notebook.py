@@ -26,9 +26,9 @@ executed notebook as a page, ``--out DIR`` as an executed ``.ipynb`` with its ou
 never into the notebooks' own folder). A failure names the cell by its index in the file and by the
 execution count its traceback shows (``cell 65 (In [43] in the traceback)``).
 
-Threads: the kernel gets ``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it, so torch's idle
-threads sleep instead of spinning; on a busy machine spinning threads fight the other processes for
-the cores (see the README's "On a shared machine").
+Threads: unless the environment sets them, the kernel gets ``OMP_WAIT_POLICY=PASSIVE`` (torch's idle
+threads sleep instead of spinning, which on a busy machine fights the other processes for the cores)
+and, with ``--quick``, ``OMP_NUM_THREADS=1`` (see ``thread_env`` and the README's "On a shared machine").
 
 Exit status: 0 when every notebook passed, 1 when one failed or timed out, 2 for bad input (missing
 file, not a notebook, bad parameters).
@@ -68,7 +68,7 @@ def default_limits(quick):
     "(cell, notebook) time limits in seconds used when none are given."
     return QUICK_LIMITS if quick else FULL_LIMITS
 
-__all__ = ["NotebookInputError", "NotebookResult", "collect_notebooks", "default_limits", "cell_flags",
+__all__ = ["NotebookInputError", "NotebookResult", "collect_notebooks", "default_limits", "cell_flags", "thread_env",
            "parse_param_value", "run_notebook", "run_notebooks", "main"]
 
 
@@ -311,16 +311,26 @@ class NotebookResult:
 
 # ----------------------------------------------------------------------------- running
 
-def kernel_env(extra=None):
-    "The kernel's environment: ours, the repo root on PYTHONPATH, the inline matplotlib backend, and `extra`."
+def kernel_env(extra=None, quick=False):
+    """The kernel's environment: ours, the repo root on PYTHONPATH, the inline matplotlib backend, the
+    thread settings (`thread_env`) unless ours has its own, and `extra`."""
     env = dict(os.environ)
     old = env.get("PYTHONPATH")
     env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + old if old else "")
     env["MPLBACKEND"] = INLINE_BACKEND     # figures are captured as outputs, never shown in a window
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    for k, v in thread_env(quick).items():
+        env.setdefault(k, v)
     env.pop(PARAMS_VAR, None)              # the plan's settings only, never the caller's
     env.update(extra or {})
     return env
+
+
+def thread_env(quick):
+    """Thread settings that degrade gracefully on a busy machine (README, "On a shared machine"): idle
+    OpenMP threads sleep instead of spinning (`OMP_WAIT_POLICY=PASSIVE`), and quick runs, whose tensors
+    are small, use one thread. Lesson 07 quick beside one busy process: 489 s with torch's defaults,
+    39 s passive, 33 s on one thread (29-30 s idle with any of them)."""
+    return {"OMP_WAIT_POLICY": "PASSIVE", **({"OMP_NUM_THREADS": "1"} if quick else {})}
 
 
 def _kernel_manager():
@@ -389,7 +399,7 @@ def _execute(plan, cell_timeout, timeout):
     cell = None
     idx = None
     try:
-        with client.setup_kernel(env=kernel_env(plan.env), cleanup_kc=True):
+        with client.setup_kernel(env=kernel_env(plan.env, quick=plan.env.get(QUICK_VAR) == "1"), cleanup_kc=True):
             for idx, cell in enumerate(plan.nb.cells):
                 if cell.cell_type != "code" or not cell.source.strip():
                     continue

@@ -10,6 +10,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Threads that degrade gracefully on a busy machine, as run_notebook.py gives its quick kernels: the
+# tests' tensors are small, and a spinning second thread beside another process slows a run many times
+# over (README, "On a shared machine"). Set before torch is imported; a value of your own wins.
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+os.environ.setdefault('OMP_NUM_THREADS', '1')
+
 _shared_mirror = ROOT.parent / 'shared' / 'data'
 if not os.environ.get('EXP_MIRROR') and _shared_mirror.is_dir():
     os.environ['EXP_MIRROR'] = str(_shared_mirror)

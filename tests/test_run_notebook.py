@@ -216,7 +216,7 @@ def flags_notebook(path):
         code("import exp\n"
              "seen = dict(epochs=epochs, name=name, lr=lr, cwd=os.getcwd(), exp=exp.__file__,\n"
              "            python=sys.executable, backend=plt.get_backend(),\n"
-             "            omp=os.environ.get('OMP_WAIT_POLICY'))\n"
+             "            omp=os.environ.get('OMP_WAIT_POLICY'), threads=os.environ.get('OMP_NUM_THREADS'))\n"
              "json.dump(seen, open('seen.json', 'w'))\n"
              "print('values', epochs, name, lr)\n"
              "plt.plot([0, 1], [1, 0]); plt.show()"),                                   # 9
@@ -228,7 +228,8 @@ def stream_text(cell):
 
 
 def test_quick_params_flags_cwd_html_out(tmp_path, capsys, monkeypatch):
-    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)       # tests/conftest.py sets both for this process
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setenv("EXP_PARAMS", "{'name': 'from the caller'}")      # never leaks into the kernel
     nb_path = flags_notebook(tmp_path / "nbs" / "01_flags.ipynb")
     before_nb = nb_path.read_bytes()
@@ -242,7 +243,7 @@ def test_quick_params_flags_cwd_html_out(tmp_path, capsys, monkeypatch):
     assert Path(seen["cwd"]).resolve() == nbs.resolve()
     assert Path(seen["exp"]).resolve() == (ROOT / "exp" / "__init__.py").resolve()
     assert Path(seen["python"]).resolve() == Path(sys.executable).resolve()
-    assert "inline" in seen["backend"] and seen["omp"] == "PASSIVE"
+    assert "inline" in seen["backend"] and (seen["omp"], seen["threads"]) == ("PASSIVE", "1")   # rn.thread_env
     cuda = cuda_present()
     assert not (nbs / "ran_slow").exists() and not (nbs / "ran_slow_cuda").exists()
     assert (nbs / "ran_cuda").exists() == cuda
@@ -278,6 +279,7 @@ def test_quick_params_flags_cwd_html_out(tmp_path, capsys, monkeypatch):
     assert "values 8 full 0.1" in text and "skipped: a #slow cell" not in text
     seen = json.loads((nbs / "seen.json").read_text())
     assert (seen["epochs"], seen["name"], seen["lr"]) == (8, "full", 0.1)
+    assert (seen["omp"], seen["threads"]) == ("PASSIVE", None)        # a full run keeps every core
     assert (nbs / "ran_slow").exists()
     assert (nbs / "ran_slow_cuda").exists() == cuda
     assert res.skipped == ({} if cuda else {"cuda": 2})
