@@ -14,6 +14,7 @@ from torch import nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from raising import caught
 from exp.nb_00 import URLs, test_eq, test_near, test_near_zero, test_raises, untar_data
 from exp.nb_08 import (CategoryProcessor, DataBlockError, DataBunch, ImageFileError, ImageList, ItemList,
                        LabeledData, NormalizeChan, ResizeFixed, SplitData, Transform, UnknownLabelError,
@@ -109,10 +110,10 @@ def test_setify_and_uniqueify():
 
 def test_empty_folder_error_names_folder_and_extensions(tmp_path):
     (tmp_path/'empty').mkdir()
-    e = test_raises(lambda: ImageList.from_files(tmp_path/'empty'), DataBlockError)
+    e = caught(lambda: ImageList.from_files(tmp_path/'empty'), DataBlockError)
     assert str(tmp_path/'empty') in str(e) and '.jpeg' in str(e)
     touch_tree(tmp_path, ['texts/a.txt', 'texts/b.md'])
-    e = test_raises(lambda: ImageList.from_files(tmp_path/'texts', extensions=['.png']), DataBlockError)
+    e = caught(lambda: ImageList.from_files(tmp_path/'texts', extensions=['.png']), DataBlockError)
     assert 'texts' in str(e) and '.png' in str(e)
 
 
@@ -132,7 +133,7 @@ def bad_images(tmp_path, imagenette):
 def test_bad_image_error_names_the_file(bad_images, name):
     il = ImageList.from_files(bad_images, tfms=[make_rgb, ResizeFixed(32), to_byte_tensor, to_float_tensor])
     i = [p.name for p in il.items].index(name)
-    e = test_raises(lambda: il[i], ImageFileError, contains=str(bad_images/name))
+    e = caught(lambda: il[i], ImageFileError, contains=str(bad_images/name))
     test_eq(e.path, bad_images/name)
     assert isinstance(e, DataBlockError)
     test_eq(il[[p.name for p in il.items].index('good.jpg')].shape, (3, 32, 32))   # the good file still works
@@ -143,7 +144,7 @@ def test_bad_image_in_a_dataloader_is_reported_with_its_path(bad_images):
     sd = SplitData(il, il.new([]))
     ll = label_by_func(sd, lambda fn: 'x', proc_y=CategoryProcessor())
     dl = DataLoader(ll.train, batch_size=4)
-    e = test_raises(lambda: list(dl), ImageFileError)
+    e = caught(lambda: list(dl), ImageFileError)
     assert any(str(bad_images/n) in str(e) for n in ['junk.jpg', 'truncated.jpg', 'empty.jpg']), str(e)
 
 
@@ -217,7 +218,7 @@ def test_new_keeps_class_path_tfms():
 
 def test_transform_errors_name_the_item():
     def boom(x): raise RuntimeError('nope')
-    e = test_raises(lambda: ItemList(['item-7'], tfms=boom)[0], RuntimeError)
+    e = caught(lambda: ItemList(['item-7'], tfms=boom)[0], RuntimeError)
     assert any('item-7' in n for n in getattr(e, '__notes__', []))
 
 
@@ -321,7 +322,7 @@ def test_category_vocab_comes_from_train_only():
 
 def test_valid_only_label_raises_naming_it():
     sd = split_of(['dog', 'cat'], ['cat', 'zebra', 'zebra', 'emu'])
-    e = test_raises(lambda: label_by_func(sd, first_part, proc_y=CategoryProcessor()), UnknownLabelError)
+    e = caught(lambda: label_by_func(sd, first_part, proc_y=CategoryProcessor()), UnknownLabelError)
     assert "'zebra'" in str(e) and "'emu'" in str(e) and 'training' in str(e)
     assert isinstance(e, DataBlockError)
 

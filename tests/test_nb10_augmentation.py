@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from raising import caught
 from exp.nb_00 import test_eq, test_near, test_raises
 from exp.nb_08 import ResizeFixed, make_rgb, to_byte_tensor, to_float_tensor
 from exp.nb_10 import (DIHEDRAL, AffineAugment, AffineAugmentCallback, ByteToFloatCallback, CenterCrop,
@@ -427,6 +428,6 @@ def test_callbacks_in_a_learner():
 def test_affine_batch_refuses_bytes_and_says_to_convert_first():
     x = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
     mats = torch.eye(3).expand(2, 3, 3)
-    e = test_raises(lambda: affine_batch(x, mats), TypeError, 'byte_to_float')
+    e = caught(lambda: affine_batch(x, mats), TypeError, 'byte_to_float')
     assert 'uint8' in str(e)
     test_near(affine_batch(byte_to_float(x), mats), byte_to_float(x), eps=1e-5)    # converted, it works
