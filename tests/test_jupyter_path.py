@@ -18,6 +18,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from coursekit.notebook import cell_flags
 from tools.clean_nbs import clean_text
 from run_notebook import run_notebook
 from test_run_notebook import cuda_present, flags_notebook, stream_text
@@ -69,15 +70,15 @@ def check_run_all_in_quick_mode(tmp_path, lesson=LESSON):
     quick_cell = next(t for c, t in cells if c.source.startswith('%%quick'))
     assert quick_cell.startswith('quick mode is on (EXP_QUICK=1)') and ' -> ' in quick_cell
     for c, text in cells:
-        first = c.source.split('\n', 1)[0].lower()
-        if '#slow' in first.replace(' ', ''):
+        flags = cell_flags(c.source)
+        if 'slow' in flags:
             assert text == 'skipped: a #slow cell, and quick mode is on (EXP_QUICK=1)\n', c.source
-        elif '#cuda' in first.replace(' ', '') and not cuda_present():
+        elif 'cuda' in flags and not cuda_present():
             assert text == 'skipped: a #cuda cell, and this machine has no CUDA device\n', c.source
         else:
             assert c.execution_count is not None and 'skipped: ' not in text
-    assert any('#slow' in c.source.split('\n', 1)[0] for c, _ in cells)
-    assert any('#cuda' in c.source.split('\n', 1)[0] for c, _ in cells)
+    assert any('slow' in cell_flags(c.source) for c, _ in cells)
+    assert any('cuda' in cell_flags(c.source) for c, _ in cells)
     import json
     assert clean_text(json.loads(saved.read_text(encoding='utf-8'))) == committed
     assert lesson.read_text(encoding='utf-8') == committed
