@@ -199,6 +199,8 @@ def _defined(stmts):
             for t in node.targets: yield from ((n, node.lineno) for n in _target_names(t))
         elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
             yield from ((n, node.lineno) for n in _target_names(node.target))
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or '').split('.')[0] == 'coursekit':
+            yield from ((a.asname or a.name, node.lineno) for a in node.names if a.name != '*')
         elif isinstance(node, (ast.If, ast.With, ast.Try, getattr(ast, 'TryStar', ast.Try))):
             yield from _defined(node.body)
             yield from _defined(getattr(node, 'orelse', []))

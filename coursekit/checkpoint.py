@@ -5,12 +5,14 @@
 - `read_torch(path, keys=...)`: `torch.load(..., weights_only=True)` on the CPU, for every checkpoint and weights
   file of the course. Nothing in the file is ever run: a pickled Python object is refused (the message names
   its class). An empty file, a cut file, a file in another format (JSON, text, an image) and a dict that lacks
-  the expected keys each raise a `CheckpointError` of one line naming the file, what is wrong and what to do.
+  the expected keys each raise a `CheckpointError` of one line naming the file, what is wrong and what to do; a
+  missing file raises `coursekit.files.MissingFileError` (also a `FileNotFoundError`).
 - `read_state_dict(path)`: `read_torch` for a file that must hold names -> tensors.
+- `settings_digest(settings)`: 8 hex digits naming a checkpoint fit for exactly those settings.
 - `check_state_dict(model, sd, where)`: names the missing, unexpected and mis-shaped keys before
   `load_state_dict` would fail with a page of them; `load_state(model, sd, where)` checks, then loads.
 """
-import pickle, re, zipfile
+import hashlib, json, pickle, re, zipfile
 from pathlib import Path
 
 import torch
@@ -18,7 +20,7 @@ import torch
 from .files import FileFormatError, atomic_writer, read_bytes
 
 __all__ = ['CheckpointError', 'save_torch', 'cpu_state_dict', 'read_torch', 'read_state_dict',
-           'check_state_dict', 'load_state']
+           'settings_digest', 'check_state_dict', 'load_state']
 
 
 class CheckpointError(FileFormatError):
@@ -63,9 +65,7 @@ def read_torch(path, keys=(), what='checkpoint', fix=''):
     dict must hold. Every fault is one `CheckpointError` line naming the file; `fix` says what to do about it."""
     path = Path(path)
     fix = fix or f'save the {what} again'
-    if not path.is_file():                              # a missing file or a folder: the one message of files.py
-        try: read_bytes(path, what=what, fix=fix)
-        except FileFormatError as e: raise CheckpointError(str(e)) from None
+    if not path.is_file(): read_bytes(path, what=what, fix=fix)   # raises files.py's MissingFileError
     err = _sniff(path, what, fix)
     if err is not None: raise err
     try: obj = torch.load(path, map_location='cpu', weights_only=True)
@@ -93,6 +93,11 @@ def read_state_dict(path, what='model weights file', fix=''):
         raise CheckpointError(f"{path} does not hold a state dict (a dict of names to tensors) but a "
                               f"{type(sd).__name__}: {fix or 'save one with cpu_state_dict(model)'}")
     return sd
+
+
+def settings_digest(settings):
+    "8 hex digits that change with any value of the dict `settings` (BLAKE2b of its JSON, keys sorted)"
+    return hashlib.blake2b(json.dumps(settings, sort_keys=True).encode(), digest_size=4).hexdigest()
 
 
 def check_state_dict(model, sd, where='the state dict'):

@@ -15,7 +15,7 @@ the final name, never half of one:
 - A temporary name is `.<name>.<pid>-<8 hex>.tmp` (or `.old`), hidden and next to the final name. The next save
   of the same name removes those whose process is no longer running (`remove_leftovers`).
 
-Reading: `read_bytes`, `read_text` and `read_json` raise `FileFormatError` (a `ValueError`) with one line that
+Reading: `read_bytes`, `read_text`, `iter_lines` (a big file, line by line) and `read_json` raise `FileFormatError` (a `ValueError`) with one line that
 names the file, says what is wrong with it and what to do: a missing file, a folder where a file should be, text
 that is not UTF-8, JSON that is cut short.
 
@@ -24,12 +24,15 @@ Standard library only: the tools that run before anything is installed (`noteboo
 import contextlib, ctypes, errno, json, os, re, shutil, stat, sys, uuid
 from pathlib import Path
 
-__all__ = ['FileFormatError', 'temp_path', 'leftovers', 'remove_leftovers', 'atomic_writer', 'write_bytes',
-           'write_text', 'write_json', 'replace_folder', 'read_bytes', 'read_text', 'read_json']
+__all__ = ['FileFormatError', 'MissingFileError', 'temp_path', 'leftovers', 'remove_leftovers', 'atomic_writer', 'write_bytes',
+           'write_text', 'write_json', 'replace_folder', 'read_bytes', 'read_text', 'iter_lines', 'read_json']
 
 
 class FileFormatError(ValueError):
     "A file that is missing or is not what it should be; the message (one line) names the file and what to do"
+
+class MissingFileError(FileFormatError, FileNotFoundError):
+    "A file that is not there (or is a folder): both a `FileFormatError` and the `FileNotFoundError` Python users expect"
 
 
 _LEFTOVER = re.compile(r'\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.(?P<kind>tmp|old)')
@@ -169,9 +172,9 @@ def _umask():
 
 
 def _missing(path, what, fix):
-    if path.is_dir(): return FileFormatError(f"{path} is a folder, not a {what}{'; ' + fix if fix else ''}")
+    if path.is_dir(): return MissingFileError(f"{path} is a folder, not a {what}{'; ' + fix if fix else ''}")
     note = ' (a save of it was interrupted: run that save again)' if leftovers(path) else ''
-    return FileFormatError(f"{path}: no such {what}{note}{'; ' + fix if fix else ''}")
+    return MissingFileError(f"{path}: no such {what}{note}{'; ' + fix if fix else ''}")
 
 def read_bytes(path, what='file', fix=''):
     "The bytes of `path`; a one-line `FileFormatError` naming it (and `fix`, what to do) if it is missing"
@@ -186,6 +189,17 @@ def read_text(path, encoding='utf-8', what='text file', fix=''):
     except UnicodeDecodeError as e:
         raise FileFormatError(f"{path} is not valid {encoding} text (byte {e.start:,}: "
                               f"{data[e.start:e.start + 4]!r}): {fix or f're-save it as {encoding}'}") from None
+
+def iter_lines(path, encoding='utf-8', what='text file', fix=''):
+    "The lines of `path` (without their line ends), read as they are needed; a line that is not `encoding` is named"
+    path = Path(path)
+    if not path.is_file(): raise _missing(path, what, fix)
+    with open(path, 'rb') as f:
+        for i, raw in enumerate(f, start=1):
+            try: yield raw.decode(encoding).rstrip('\r\n')
+            except UnicodeDecodeError as e:
+                raise FileFormatError(f"{path} line {i:,} is not valid {encoding} text (byte {e.start} of the line: "
+                                      f"{raw[e.start:e.start + 4]!r}): {fix or f're-save it as {encoding}'}") from None
 
 def read_json(path, what='JSON file', fix=''):
     "The JSON value in `path`; cut, empty or non-JSON content raises one line naming the file and where it broke"

@@ -2,18 +2,18 @@
 # edit the notebook, then run `python notebook2script.py`.
 
 from exp.nb_11 import __all__ as _base_all
-__all__ = _base_all + ['state_dict_by_hand', 'CheckpointError', 'save_atomic', 'save_model',
-    'read_state_dict', 'check_state_dict', 'load_model', 'EpochCheckpoint', 'settings_digest',
-    'RegexLabeler', 'pets_labeler', 'sample_per_class', 'folder_split', 'pets_split',
-    'IMAGENETTE_FIRST5', 'IMAGENETTE_LAST5', 'TRANSFER_DATASETS', 'transfer_split',
-    'AdaptiveConcatPool2d', 'cut_at_pool', 'adapt_model', 'apply_mod', 'set_grad', 'bn_splitter',
-    'cb_types', 'DebugCallback']
+__all__ = _base_all + ['state_dict_by_hand', 'CheckpointError', 'check_state_dict',
+    'cpu_state_dict', 'read_state_dict', 'save_torch', 'save_model', 'load_model',
+    'EpochCheckpoint', 'settings_digest', 'RegexLabeler', 'pets_labeler', 'sample_per_class',
+    'folder_split', 'pets_split', 'IMAGENETTE_FIRST5', 'IMAGENETTE_LAST5', 'TRANSFER_DATASETS',
+    'transfer_split', 'AdaptiveConcatPool2d', 'cut_at_pool', 'adapt_model', 'apply_mod', 'set_grad',
+    'bn_splitter', 'cb_types', 'DebugCallback']
 
 
 from exp.nb_11 import *
 
 
-import hashlib, json, os, pdb, pickle, random, re, tempfile, time
+import os, pdb, random, re, tempfile, time
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
@@ -31,57 +31,16 @@ def state_dict_by_hand(m, prefix=''):
     return res
 
 
-class CheckpointError(ValueError):
-    "A model file that cannot be loaded into a model; the message names the file and what does not fit"
-
-def save_atomic(obj, path):
-    "`torch.save(obj, path)` atomically: to a temporary file beside `path` (the same file system), then a rename"
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}-{id(obj):x}.tmp')
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp): os.unlink(tmp)
-    return path
+from coursekit.checkpoint import CheckpointError, check_state_dict, cpu_state_dict, read_state_dict, save_torch
 
 def save_model(model, path):
-    "Write `model.state_dict()` (tensors on the CPU) to `path` atomically"
-    return save_atomic({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
+    "Write `model`'s state dict (tensors on the CPU) to `path`: the whole file or, after a crash, the old one"
+    return save_torch(cpu_state_dict(model), path)
 
-
-def read_state_dict(path):
-    "The state dict in `path`, read with `weights_only=True`: tensors and plain values only, no code runs"
-    path = Path(path)
-    if not path.is_file(): raise CheckpointError(f"load_model: no such file: {path}")
-    try: sd = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(f"load_model: refused {path}: it holds pickled Python objects, not only tensors "
-                              f"(read with weights_only=True): {str(e).splitlines()[0]}") from None
-    except Exception as e: raise CheckpointError(f"load_model: {path} is not a PyTorch file ({e})") from None
-    if not (isinstance(sd, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in sd.items())):
-        raise CheckpointError(f"load_model: {path} does not hold a state dict (a dict of names to tensors)")
-    return sd
-
-
-def _some(names, n=5): return ', '.join(names[:n]) + (f' ... ({len(names)} in all)' if len(names) > n else '')
-
-def check_state_dict(model, sd, where='the state dict'):
-    "A `CheckpointError` naming the missing, unexpected and mis-shaped keys if `sd` does not fit `model`"
-    own = model.state_dict()
-    missing = [k for k in own if k not in sd]
-    unexpected = [k for k in sd if k not in own]
-    shapes = [f'{k} is {tuple(sd[k].shape)} in the file but {tuple(own[k].shape)} in the model'
-              for k in own if k in sd and sd[k].shape != own[k].shape]
-    problems = [f'{what}: {_some(ks)}' for what, ks in (('missing keys', missing), ('unexpected keys', unexpected),
-                                                         ('shape mismatches', shapes)) if ks]
-    if problems:
-        raise CheckpointError(f"load_model: {where} does not fit this {type(model).__name__}: " + '; '.join(problems))
 
 def load_model(model, path):
-    "Load the state dict that `save_model` wrote to `path` into `model` (on its device); a clear error if it does not fit"
-    sd = read_state_dict(path)
+    "Load the state dict that `save_model` wrote to `path` into `model`; one clear line when the file is bad or does not fit"
+    sd = read_state_dict(path, fix='save the model again with save_model')
     check_state_dict(model, sd, where=str(path))
     model.load_state_dict(sd)
     return model
@@ -94,9 +53,7 @@ class EpochCheckpoint(Callback):
     def after_epoch(self): save_model(self.model, self.path)
 
 
-def settings_digest(settings):
-    "8 hex digits that change with any value of the dict `settings`: names a checkpoint fit for those settings only"
-    return hashlib.blake2b(json.dumps(settings, sort_keys=True).encode(), digest_size=4).hexdigest()
+from coursekit.checkpoint import settings_digest
 
 
 class RegexLabeler():

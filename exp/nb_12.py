@@ -2,9 +2,10 @@
 # edit the notebook, then run `python notebook2script.py`.
 
 from exp.nb_11a import __all__ as _base_all
-__all__ = _base_all + ['csv_to_folders', 'imdb_path', 'read_file', 'TextList', 'lm_splitter',
-    'clas_splitter', 'lm_label', 'UNK', 'PAD', 'BOS', 'EOS', 'FLD', 'TK_REP', 'TK_WREP', 'TK_UP',
-    'TK_MAJ', 'default_spec_tok', 'spacy_tokenizer', 'fixup_text', 'sub_br', 'spec_add_spaces',
+__all__ = _base_all + ['FileFormatError', 'read_json', 'read_text', 'replace_folder',
+    'csv_to_folders', 'imdb_path', 'read_file', 'TextList', 'lm_splitter', 'clas_splitter',
+    'lm_label', 'UNK', 'PAD', 'BOS', 'EOS', 'FLD', 'TK_REP', 'TK_WREP', 'TK_UP', 'TK_MAJ',
+    'default_spec_tok', 'spacy_tokenizer', 'fixup_text', 'sub_br', 'spec_add_spaces',
     'rm_useless_spaces', 'replace_rep', 'replace_wrep', 'replace_all_caps', 'deal_caps',
     'add_eos_bos', 'default_pre_rules', 'default_post_rules', 'tokenize_texts', 'default_workers',
     'frozen_gc', 'parallel', 'chunked', 'guided_chunks', 'TokenizeProcessor', 'func_key',
@@ -16,7 +17,7 @@ __all__ = _base_all + ['csv_to_folders', 'imdb_path', 'read_file', 'TextList', '
 from exp.nb_11a import *
 
 
-import collections, contextlib, csv, dis, gc, hashlib, html, json, multiprocessing, os, re, shutil, sys, tempfile, time
+import collections, contextlib, csv, dis, gc, hashlib, html, io, json, multiprocessing, os, re, shutil, sys, tempfile, time
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -27,6 +28,7 @@ import spacy
 from spacy.symbols import ORTH
 from fastprogress.fastprogress import progress_bar
 from exp.nb_00 import URLs, untar_data, data_dir, test_eq, test_raises
+from coursekit.files import FileFormatError, read_json, read_text, replace_folder
 from exp.nb_04 import listify
 from exp.nb_08 import (DataBlockError, DataBunch, ItemList, LabeledData, Processor, SplitData,
                        CategoryProcessor, compose, get_files, grandparent_splitter, label_by_func,
@@ -34,23 +36,18 @@ from exp.nb_08 import (DataBlockError, DataBunch, ItemList, LabeledData, Process
 
 
 def csv_to_folders(csv_path, dest, text_col='text', label_col='label', valid_col='is_valid', label_map=None):
-    "Write each row of `csv_path` to `dest/{train|test}/<label>/<row>.txt` (once; atomic); returns `dest`"
+    "Write each row of `csv_path` to `dest/{train|test}/<label>/<row>.txt`, once, as one folder (atomic); returns `dest`"
     dest = Path(dest)
     if dest.exists(): return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f'.{dest.name}.', suffix='.tmp'))
-    try:
-        with open(csv_path, newline='', encoding='utf-8') as f:
-            for i, row in enumerate(csv.DictReader(f)):
-                missing = [c for c in (text_col, label_col, valid_col) if c not in row]
-                if missing: raise DataBlockError(f"csv_to_folders: {csv_path} has no column {missing[0]!r}")
-                label = (label_map or {}).get(row[label_col], row[label_col])
-                split = 'test' if row[valid_col].strip().lower() in ('true', '1') else 'train'
-                (tmp/split/label).mkdir(parents=True, exist_ok=True)
-                (tmp/split/label/f'{i}.txt').write_text(row[text_col], encoding='utf-8')
-        os.chmod(tmp, 0o755)
-        if not dest.exists(): os.replace(tmp, dest)   # else: another process finished first
-    finally: shutil.rmtree(tmp, ignore_errors=True)
+    rows = csv.DictReader(io.StringIO(read_file(csv_path), newline=''))
+    with replace_folder(dest, keep_existing=True) as tmp:     # another process may finish first: keep its folder
+        for i, row in enumerate(rows):
+            missing = [c for c in (text_col, label_col, valid_col) if c not in row]
+            if missing: raise DataBlockError(f"csv_to_folders: {csv_path} has no column {missing[0]!r}")
+            label = (label_map or {}).get(row[label_col], row[label_col])
+            split = 'test' if row[valid_col].strip().lower() in ('true', '1') else 'train'
+            (tmp/split/label).mkdir(parents=True, exist_ok=True)
+            (tmp/split/label/f'{i}.txt').write_text(row[text_col], encoding='utf-8')
     return dest
 
 def imdb_path(sample=False):
@@ -61,11 +58,9 @@ def imdb_path(sample=False):
 
 
 def read_file(fn):
-    "The text of file `fn`, decoded as UTF-8 (a `DataBlockError` naming `fn` if it is not valid UTF-8)"
-    data = Path(fn).read_bytes()
-    try: return data.decode('utf-8')
-    except UnicodeDecodeError as e:
-        raise DataBlockError(f"{fn} is not valid UTF-8 (byte {e.start}: {data[e.start:e.start+4]!r})") from e
+    "The text of file `fn`, decoded as UTF-8; a one-line `DataBlockError` naming `fn` if it is not valid UTF-8"
+    try: return read_text(fn)
+    except FileFormatError as e: raise DataBlockError(str(e)) from None
 
 class TextList(ItemList):
     "An `ItemList` of text files (read with `read_file` when indexed), or of texts or token lists already in memory"
@@ -331,10 +326,8 @@ def _file_hash(fn):
 
 
 def _save_cache(ll, dest, key, proc_x, proc_y):
-    "Write the labelled split `ll` to the folder `dest` through a temporary folder (atomic)"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f'.{dest.name}.', suffix='.tmp'))
-    try:
+    "Write the labelled split `ll` to the folder `dest`, atomically (`replace_folder`)"
+    with replace_folder(dest) as tmp:
         labels = {}
         for half in ('train', 'valid'):
             ld = getattr(ll, half)
@@ -349,10 +342,6 @@ def _save_cache(ll, dest, key, proc_x, proc_y):
         (tmp/'vocab.json').write_text(json.dumps(vocabs))
         files = {fn.name: _file_hash(fn) for fn in sorted(tmp.iterdir())}
         (tmp/'manifest.json').write_text(json.dumps({'key': key, 'version': CACHE_VERSION, 'files': files}))
-        os.chmod(tmp, 0o755)
-        if dest.exists(): shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally: shutil.rmtree(tmp, ignore_errors=True)
 
 
 class CacheError(DataBlockError):
@@ -365,12 +354,12 @@ def _set_vocab(p, vocab):
 
 def _load_cache(src, key, sd, proc_x, proc_y):
     "The labelled split stored in `src`; a `CacheError` if anything in it does not check out"
-    try: man = json.loads((src/'manifest.json').read_text())
-    except (OSError, ValueError) as e: raise CacheError(f"{src}: no readable manifest ({e})") from e
+    try: man = read_json(src/'manifest.json', what='cache manifest')
+    except FileFormatError as e: raise CacheError(str(e)) from None
     if man.get('key') != key: raise CacheError(f"{src}: the manifest is for other files or settings")
     for name, h in man['files'].items():
         if not (src/name).is_file() or _file_hash(src/name) != h: raise CacheError(f"{src}/{name}: checksum mismatch")
-    vocabs, labels = json.loads((src/'vocab.json').read_text()), json.loads((src/'labels.json').read_text())
+    vocabs, labels = read_json(src/'vocab.json'), read_json(src/'labels.json')
     for p, v in zip(proc_x, vocabs['x']): _set_vocab(p, v)
     for p, v in zip(proc_y, vocabs['y']): _set_vocab(p, v)
     halves = []

@@ -2,12 +2,12 @@
 # edit the notebook, then run `python notebook2script.py`.
 
 from exp.nb_12 import __all__ as _base_all
-__all__ = _base_all + ['LSTMCell', 'LSTMLayer', 'FusedLSTMCell', 'copy_lstm_weights', 'StackedLSTM',
-    'GRUCell', 'time_fn', 'lstm_timings', 'dropout_mask', 'RNNDropout', 'WEIGHT_HH',
-    'WeightDropout', 'EmbeddingDropout', 'to_detach', 'AWD_LSTM', 'LinearDecoder', 'SequentialRNN',
-    'get_language_model', 'cross_entropy_flat', 'accuracy_flat', 'perplexity',
-    'PerplexityTableCallback', 'clip_grad_global_', 'GradientClipping', 'ar_loss', 'tar_loss',
-    'RNNTrainer', 'save_lm', 'load_lm', 'take_tokens', 'shrink_vocab']
+__all__ = _base_all + ['load_state', 'read_torch', 'LSTMCell', 'LSTMLayer', 'FusedLSTMCell',
+    'copy_lstm_weights', 'StackedLSTM', 'GRUCell', 'time_fn', 'lstm_timings', 'dropout_mask',
+    'RNNDropout', 'WEIGHT_HH', 'WeightDropout', 'EmbeddingDropout', 'to_detach', 'AWD_LSTM',
+    'LinearDecoder', 'SequentialRNN', 'get_language_model', 'cross_entropy_flat', 'accuracy_flat',
+    'perplexity', 'PerplexityTableCallback', 'clip_grad_global_', 'GradientClipping', 'ar_loss',
+    'tar_loss', 'RNNTrainer', 'save_lm', 'load_lm', 'take_tokens', 'shrink_vocab']
 
 
 from exp.nb_12 import *
@@ -22,6 +22,7 @@ from torch import nn
 from torch.func import functional_call
 from pathlib import Path
 from exp.nb_00 import add_to_class, data_dir, test_eq, test_near, test_raises
+from coursekit.checkpoint import cpu_state_dict, load_state, read_torch, save_torch
 from exp.nb_04 import Callback, listify
 from exp.nb_08 import DataBunch, SplitData
 from exp.nb_09c import AvgStatsTableCallback
@@ -354,21 +355,13 @@ class RNNTrainer(Callback):
 
 
 def save_lm(path, model, vocab, config):
-    "Save `model`'s state dict, `vocab` and `config` (a dict of plain values) to `path`, atomically (lesson 11a's `save_atomic`)"
-    sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    return save_atomic({'model': sd, 'vocab': list(vocab), 'config': dict(config)}, path)
+    "Save `model`'s state dict, `vocab` and `config` (a dict of plain values) to `path`, atomically (`coursekit`'s `save_torch`)"
+    return save_torch({'model': cpu_state_dict(model), 'vocab': list(vocab), 'config': dict(config)}, path)
 
 def load_lm(path):
     "A language model (`get_language_model(**config)`) with the weights in `path`, and its vocab"
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"load_lm: no file {path}")
-    try: ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e: raise ValueError(f"load_lm: {path} is not a saved language model ({e})") from e
-    if not isinstance(ckpt, dict) or not {'model', 'vocab', 'config'} <= set(ckpt):
-        raise ValueError(f"load_lm: {path} lacks model, vocab or config")
-    model = get_language_model(**ckpt['config'])
-    model.load_state_dict(ckpt['model'])
-    return model, ckpt['vocab']
+    ckpt = read_torch(path, keys=('model', 'vocab', 'config'), what='saved language model', fix='save it with save_lm')
+    return load_state(get_language_model(**ckpt['config']), ckpt['model'], str(path)), ckpt['vocab']
 
 
 def take_tokens(docs, n_tokens=None, seed=0, size=len):

@@ -4,8 +4,8 @@
 from exp.nb_12a import __all__ as _base_all
 __all__ = [n for n in _base_all if n not in {'load_lm', 'save_lm'}] + ['WIKI_CORPORA', 'wiki_path',
     'is_wiki_title', 'wiki_articles', 'reverse_docs', 'TrainingCheckpoint',
-    'load_training_checkpoint', 'EpochSeed', 'next_words', 'save_pretrained', 'read_pretrained',
-    'load_pretrained']
+    'load_training_checkpoint', 'EpochSeed', 'next_words', 'write_json', 'save_pretrained',
+    'read_pretrained', 'load_pretrained']
 
 
 from exp.nb_12a import *
@@ -36,7 +36,7 @@ def is_wiki_title(lines, i):
 
 def wiki_articles(fn):
     "The articles of a WikiText `.tokens` file: each its lines from the title to the next title, stripped, one per paragraph"
-    lines = Path(fn).read_text(encoding='utf-8').split('\n')
+    lines = read_file(fn).split('\n')              # lesson 12: a file that is not UTF-8 is named in one line
     starts = [i for i in range(len(lines)) if is_wiki_title(lines, i)]
     if not starts: raise DataBlockError(f"wiki_articles: no article title (' = Title = ') found in {fn}")
     ends = starts[1:] + [len(lines)]
@@ -48,6 +48,9 @@ def reverse_docs(docs):
     return [np.asarray(d)[::-1].copy() for d in docs]     # a copy: NumPy leaves a 1-token view's stride negative
 
 
+from coursekit.checkpoint import (check_state_dict, cpu_state_dict, load_state, read_state_dict, read_torch, save_torch,
+                                  settings_digest)
+
 class TrainingCheckpoint(Callback):
     "After every epoch: weights, optimizer state, next epoch and history to `path` (atomic); stop after epoch `stop_after`"
     _order = 50                                     # after the statistics callbacks have averaged the epoch
@@ -58,19 +61,16 @@ class TrainingCheckpoint(Callback):
         st = getattr(self.run, self.stats)
         self.history.append(dict(epoch=self.epoch, train=st.train_stats.avg_stats, valid=st.valid_stats.avg_stats,
                                  seconds=time.time() - self.t0))
-        save_atomic(dict(model={k: v.detach().cpu() for k, v in self.run.model.state_dict().items()},
-                         opt=self.opt.state_dict(), epoch=self.epoch + 1, history=self.history), self.path)
+        save_torch(dict(model=cpu_state_dict(self.run.model), opt=self.opt.state_dict(), epoch=self.epoch + 1,
+                        history=self.history), self.path)
         if self.stop_after is not None and self.epoch + 1 >= self.stop_after: raise CancelFitException()
 
 
 def load_training_checkpoint(learn, path):
     "Put the weights and optimizer state of `path` into `learn`; returns (the next epoch, the history)"
-    path = Path(path)
-    try: ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e: raise ValueError(f"load_training_checkpoint: cannot read {path} ({e})") from None
-    if not isinstance(ckpt, dict) or not {'model', 'opt', 'epoch', 'history'} <= set(ckpt):
-        raise ValueError(f"load_training_checkpoint: {path} is not a TrainingCheckpoint file")
-    check_state_dict(learn.model, ckpt['model'], where=str(path))      # lesson 11a: names the keys that do not fit
+    ckpt = read_torch(path, keys=('model', 'opt', 'epoch', 'history'), what='training checkpoint',
+                      fix='delete it to start the run afresh')
+    check_state_dict(learn.model, ckpt['model'], where=str(path))      # names the keys that do not fit
     learn.model.load_state_dict(ckpt['model'])
     learn.opt = learn.create_opt()
     learn.opt.load_state_dict(ckpt['opt'])
@@ -99,39 +99,31 @@ def next_words(model, vocab, tokens, k=10, backwards=False):
 
 
 # retire: save_lm, load_lm - replaced by save_pretrained/load_pretrained (12b): a folder with a plain-text vocabulary
+from coursekit.files import read_json, replace_folder, write_json
+
 def save_pretrained(dest, model, vocab, config, **info):
     "Write `model`'s weights, `vocab` and `config` (+ `info`) to the folder `dest`, atomically"
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f'.{dest.name}.', suffix='.tmp'))
-    try:
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp/'weights.pth')
-        (tmp/'vocab.json').write_text(json.dumps(list(vocab), ensure_ascii=False), encoding='utf-8')
-        (tmp/'config.json').write_text(json.dumps({'model': dict(config), **info}, indent=1), encoding='utf-8')
-        os.chmod(tmp, 0o755)
-        if dest.exists(): shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally: shutil.rmtree(tmp, ignore_errors=True)
-    return dest
+    with replace_folder(dest) as tmp:
+        save_torch(cpu_state_dict(model), tmp/'weights.pth')
+        write_json(tmp/'vocab.json', list(vocab), indent=None)
+        write_json(tmp/'config.json', {'model': dict(config), **info})
+    return Path(dest)
 
 
 def read_pretrained(src):
     "(state dict, vocab, config) from a `save_pretrained` folder; a clear error when its files do not belong together"
-    src = Path(src)
-    missing = [n for n in ('weights.pth', 'vocab.json', 'config.json') if not (src/n).is_file()]
-    if missing: raise FileNotFoundError(f"read_pretrained: {src} lacks {', '.join(missing)} (write it with save_pretrained)")
-    vocab = json.loads((src/'vocab.json').read_text(encoding='utf-8'))
-    config = json.loads((src/'config.json').read_text(encoding='utf-8'))
-    sd = torch.load(src/'weights.pth', map_location='cpu', weights_only=True)
+    src, fix = Path(src), 'write the folder again with save_pretrained'
+    vocab = read_json(src/'vocab.json', what='vocabulary file', fix=fix)
+    config = read_json(src/'config.json', what='model config file', fix=fix)
+    sd = read_state_dict(src/'weights.pth', fix=fix)
     n_emb = next((v.shape[0] for k, v in sd.items() if k.endswith('emb.weight')), None)
-    if not (len(vocab) == config['model']['vocab_sz'] == n_emb):
+    n_cfg = config.get('model', {}).get('vocab_sz') if isinstance(config, dict) else None
+    if not (isinstance(vocab, list) and len(vocab) == n_cfg == n_emb):
         raise ValueError(f"read_pretrained: {src/'vocab.json'} has {len(vocab)} words, {src/'config.json'} says "
-                         f"vocab_sz={config['model']['vocab_sz']}, {src/'weights.pth'} embeds {n_emb}: not one model")
+                         f"vocab_sz={n_cfg}, {src/'weights.pth'} embeds {n_emb}: not one model; {fix}")
     return sd, vocab, config
 
 def load_pretrained(src):
     "(model, vocab, config): the language model of a `save_pretrained` folder, rebuilt from its config"
     sd, vocab, config = read_pretrained(src)
-    model = get_language_model(**config['model'])
-    model.load_state_dict(sd)
-    return model, vocab, config
+    return load_state(get_language_model(**config['model']), sd, str(Path(src)/'weights.pth')), vocab, config

@@ -97,9 +97,7 @@ def load_encoder(model, src, vocab):
         i = next((i for i, (a, b) in enumerate(zip(saved_vocab, vocab)) if a != b), min(len(saved_vocab), len(vocab)))
         raise ValueError(f"load_encoder: {Path(src)/'vocab.json'} ({len(saved_vocab)} words) is not the data's vocabulary "
                          f"({len(vocab)} words): they differ first at id {i}, so the ids would mean other words")
-    enc = model[0].encoder
-    check_state_dict(enc, sd, where=str(Path(src)/'weights.pth'))
-    enc.load_state_dict(sd)
+    load_state(model[0].encoder, sd, where=str(Path(src)/'weights.pth'))
     return model
 
 

@@ -2,10 +2,10 @@
 # edit the notebook, then run `python notebook2script.py`.
 
 from exp.nb_13 import __all__ as _base_all
-__all__ = _base_all + ['unit_rows', 'WordSpace', 'word_space_from_lm', 'load_word_space',
-    'read_vec_file', 'cooccurrence_counts', 'ppmi', 'standin_word_space', 'IMAGENETTE_NAMES',
-    'NAME_SUBSTITUTES', 'MissingWordWarning', 'name_vector', 'class_targets', 'body_features',
-    'devise_head', 'devise_model', 'cos_loss', 'VectorTargetLoss', 'nearest_class',
+__all__ = _base_all + ['iter_lines', 'unit_rows', 'WordSpace', 'word_space_from_lm',
+    'load_word_space', 'read_vec_file', 'cooccurrence_counts', 'ppmi', 'standin_word_space',
+    'IMAGENETTE_NAMES', 'NAME_SUBSTITUTES', 'MissingWordWarning', 'name_vector', 'class_targets',
+    'body_features', 'devise_head', 'devise_model', 'cos_loss', 'VectorTargetLoss', 'nearest_class',
     'NearestClassAccuracy', 'devise_learner', 'topk_rows', 'topk_search', 'content_words',
     'get_preds', 'recall_at_k', 'hnsw_index']
 
@@ -33,6 +33,7 @@ from exp.nb_10 import ByteToFloatCallback, byte_to_float
 from exp.nb_11 import xresnets, imagenette_split, sched_1cycle, cnn_learner
 from exp.nb_11a import AdaptiveConcatPool2d, cut_at_pool, IMAGENETTE_FIRST5, IMAGENETTE_LAST5
 from exp.nb_12b import load_pretrained, wiki_path
+from coursekit.files import iter_lines, read_text
 
 
 def unit_rows(x, eps=1e-8):
@@ -83,22 +84,19 @@ def load_word_space(src):
 
 def read_vec_file(fn, max_words=None):
     "A `WordSpace` from a fastText-style `.vec` text file: a header `n dim`, then `word x1 ... xdim` per line"
-    fn = Path(fn)
-    if not fn.is_file(): raise FileNotFoundError(f"read_vec_file: no file {fn}")
-    words, rows = [], []
-    with open(fn, encoding='utf-8') as f:
-        head = f.readline().split()
-        if len(head) != 2 or not all(h.isdigit() for h in head):
-            raise ValueError(f"read_vec_file: {fn} line 1 must be '<n_words> <dim>', got {' '.join(head)[:60]!r}")
-        dim = int(head[1])
-        for i, line in enumerate(f, start=2):
-            if max_words is not None and len(words) >= max_words: break
-            parts = line.rstrip('\n').rstrip(' ').split(' ')
-            if len(parts) != dim + 1:
-                raise ValueError(f"read_vec_file: {fn} line {i} has {len(parts) - 1} numbers, the header says {dim}")
-            try: rows.append([float(v) for v in parts[1:]])
-            except ValueError: raise ValueError(f"read_vec_file: {fn} line {i}: not a number in {line[:60]!r}") from None
-            words.append(parts[0])
+    words, rows, lines = [], [], iter_lines(fn, what='.vec file')
+    head = next(lines, '').split()
+    if len(head) != 2 or not all(h.isdigit() for h in head):
+        raise ValueError(f"read_vec_file: {fn} line 1 must be '<n_words> <dim>', got {' '.join(head)[:60]!r}")
+    dim = int(head[1])
+    for i, line in enumerate(lines, start=2):
+        if max_words is not None and len(words) >= max_words: break
+        parts = line.rstrip(' ').split(' ')
+        if len(parts) != dim + 1:
+            raise ValueError(f"read_vec_file: {fn} line {i} has {len(parts) - 1} numbers, the header says {dim}")
+        try: rows.append([float(v) for v in parts[1:]])
+        except ValueError: raise ValueError(f"read_vec_file: {fn} line {i}: not a number in {line[:60]!r}") from None
+        words.append(parts[0])
     return WordSpace(words, torch.tensor(rows).reshape(len(rows), dim), source=str(fn))
 
 
@@ -123,7 +121,7 @@ def ppmi(counts):
 
 def standin_word_space(fn, n_words=4000, dim=100, window=2, extra=(), min_count=5, seed=0):
     "A PPMI + SVD `WordSpace` of the `n_words` commonest words (and `extra` ones) of the text file `fn`"
-    toks = Path(fn).read_text(encoding='utf-8').lower().split()
+    toks = read_text(fn).lower().split()
     freq = Counter(t for t in toks if t.isalpha())
     words = [w for w, _ in freq.most_common(n_words)]
     words += [w for w in dict.fromkeys(extra) if w not in set(words) and freq[w] >= min_count]

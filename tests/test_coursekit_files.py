@@ -13,7 +13,7 @@ from torch import nn
 from coursekit import files
 from coursekit.checkpoint import (CheckpointError, check_state_dict, cpu_state_dict, load_state, read_state_dict,
                                   read_torch, save_torch)
-from coursekit.files import (FileFormatError, atomic_writer, leftovers, read_json, read_text, remove_leftovers,
+from coursekit.files import (FileFormatError, atomic_writer, iter_lines, leftovers, read_json, read_text, remove_leftovers,
                              replace_folder, write_json, write_text)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,6 +148,14 @@ def test_read_text_names_file_on_decode_error(tmp_path):
     assert str(p) in str(e.value) and 'utf-8' in str(e.value) and one_line(e.value)
     with pytest.raises(FileFormatError, match='no such'): read_text(tmp_path/'none.txt')
 
+def test_iter_lines_names_file_and_line(tmp_path):
+    p = tmp_path/'words.vec'
+    p.write_bytes(b'2 1\r\nchat 0.5\nl\xe9t\xe9 0.1\n')          # line 3 in latin-1
+    lines = iter_lines(p)
+    assert next(lines) == '2 1' and next(lines) == 'chat 0.5'
+    with pytest.raises(FileFormatError, match=r'words.vec line 3 is not valid utf-8') as e: next(lines)
+    assert one_line(e.value)
+
 @pytest.mark.parametrize('content,expect', [('{"a": [1, 2', 'cut short'), ('', 'empty'), ('{a: 1}', 'not valid JSON')])
 def test_read_json_faults(tmp_path, content, expect):
     p = tmp_path/'config.json'
@@ -184,7 +192,8 @@ def ckpts(tmp_path):
                                          ('missing.pth', 'no such')])
 def test_read_torch_faults_are_one_line_naming_the_file(ckpts, name, expect):
     d, _ = ckpts
-    with pytest.raises(CheckpointError) as e: read_torch(d/name, keys=('model',), fix='train it again')
+    with pytest.raises(FileNotFoundError if name == 'missing.pth' else CheckpointError) as e:
+        read_torch(d/name, keys=('model',), fix='train it again')
     msg = str(e.value)
     assert expect in msg and str(d/name) in msg and one_line(e.value)
     assert 'train it again' in msg if name != 'pickled.pth' else 'system' in msg and 'not run' in msg
