@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from raising import caught
 import torch
 from hypothesis import given, settings, strategies as st
 from torch.utils.data import DataLoader
@@ -394,3 +395,13 @@ def test_func_key_ignores_unrelated_globals_and_sees_constants():
     test_eq(func_key(ns['rule']), k)
     ns['_pat'] = ns['re'].compile('b+')
     assert func_key(ns['rule']) != k
+
+def test_csv_to_folders_names_a_csv_that_is_not_utf8(tmp_path):
+    "A latin-1 or random-bytes CSV: one line naming the file (once a bare UnicodeDecodeError), nothing written"
+    for i, data in enumerate(['label,text,is_valid\nneg,caf\xe9,False\n'.encode('latin-1'), bytes(range(128, 256))]):
+        csv = tmp_path/f't{i}.csv'
+        csv.write_bytes(data)
+        e = caught(lambda: csv_to_folders(csv, tmp_path/f'out{i}'), DataBlockError)
+        assert csv.name in str(e) and 'utf-8' in str(e) and '\n' not in str(e)
+        assert not (tmp_path/f'out{i}').exists()
+    test_eq(sorted(p.name for p in tmp_path.iterdir()), ['t0.csv', 't1.csv'])   # no temporary folder left

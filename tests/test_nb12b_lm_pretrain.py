@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from raising import caught
 import torch
 from hypothesis import given, settings, strategies as st
 
@@ -106,7 +107,7 @@ def test_checkpoint_refuses_pickled_objects_and_other_files(tmp_path):
     torch.save({'model': {}, 'opt': {}, 'epoch': 1, 'history': [Path('x')]}, tmp_path/'pickled.pth')
     test_raises(lambda: load_training_checkpoint(l, tmp_path/'pickled.pth'), ValueError, 'pickled.pth')
     torch.save({'weights': torch.zeros(1)}, tmp_path/'other.pth')
-    test_raises(lambda: load_training_checkpoint(l, tmp_path/'other.pth'), ValueError, 'not a TrainingCheckpoint')
+    test_raises(lambda: load_training_checkpoint(l, tmp_path/'other.pth'), ValueError, 'is not a training checkpoint: it lacks model, opt, epoch, history')
 
 def test_checkpoint_of_another_model_names_the_keys(tmp_path):
     "A checkpoint of another architecture: a clear error naming the file and the mis-shaped key, nothing loaded"
@@ -164,3 +165,45 @@ def test_next_words_backwards_reads_the_prompt_reversed():
     vocab = [f'w{i}' for i in range(30)]
     test_eq(next_words(model, vocab, ['w3', 'w4', 'w5'], k=5, backwards=True),
             next_words(model, vocab, ['w5', 'w4', 'w3'], k=5))
+
+
+# ---------------------------------------------------------------- faults of the pretrained folder (issue 27)
+
+def _one_line(e): return '\n' not in str(e) and '\x1b' not in str(e) and 'weights_only=False' not in str(e)
+
+@pytest.mark.parametrize('fault', ['pickled', 'cut weights', 'cut vocab', 'cut config', 'empty weights'])
+def test_damaged_pretrained_folder_is_one_line_naming_the_file(tmp_path, fault):
+    """Each damaged file of a save_pretrained folder: one line naming that file (once torch's raw message, or a bare
+    OSError / JSONDecodeError with no file name)"""
+    model, cfg = _lm()
+    dest = save_pretrained(tmp_path/'lm', model, [f'w{i}' for i in range(30)], cfg)
+    name = {'pickled': 'weights.pth', 'cut weights': 'weights.pth', 'empty weights': 'weights.pth',
+            'cut vocab': 'vocab.json', 'cut config': 'config.json'}[fault]
+    f = dest/name
+    if fault == 'pickled': torch.save({**model.state_dict(), 'where': Path('x')}, f)
+    elif fault == 'empty weights': f.write_bytes(b'')
+    else: f.write_bytes(f.read_bytes()[:len(f.read_bytes()) // 2])
+    e = caught(lambda: load_pretrained(dest), ValueError)
+    assert str(f) in str(e) and _one_line(e), str(e)
+    if fault == 'pickled': assert 'pickled Python object' in str(e) and 'pathlib' in str(e)
+
+def test_save_pretrained_over_an_old_folder_is_never_missing(tmp_path, monkeypatch):
+    "A save killed between its renames used to leave no model and a hidden folder; now the old folder stays whole"
+    from coursekit import files
+    model, cfg = _lm()
+    vocab = [f'w{i}' for i in range(30)]
+    dest = save_pretrained(tmp_path/'lm', model, vocab, cfg)
+    before = {p.name: p.read_bytes() for p in dest.iterdir()}
+    def killed(a, b): raise KeyboardInterrupt('killed')   # the step that puts the new folder in place
+    monkeypatch.setattr(files, '_swap_in', killed)
+    with pytest.raises(KeyboardInterrupt): save_pretrained(dest, _lm(30)[0], vocab, cfg)
+    test_eq({p.name: p.read_bytes() for p in dest.iterdir()}, before)
+    test_eq(sorted(p.name for p in tmp_path.iterdir()), ['lm'])          # no hidden temporary folder left
+
+def test_wiki_articles_names_a_file_that_is_not_utf8(tmp_path):
+    fn = tmp_path/'wiki.train.tokens'
+    fn.write_bytes(' = Caf\xe9 = \n\n text \n'.encode('latin-1'))
+    e = caught(lambda: wiki_articles(fn), ValueError)
+    assert 'wiki.train.tokens' in str(e) and 'utf-8' in str(e) and _one_line(e)
+    fn.write_bytes(bytes(range(128, 256)))
+    assert 'wiki.train.tokens' in str(caught(lambda: wiki_articles(fn), ValueError))

@@ -2,9 +2,11 @@
 sequences, BPT3C), concat pooling, the encoder folder, the classifier data and `predict`."""
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
+from raising import caught
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
@@ -352,3 +354,16 @@ def test_fit_stage_loads_a_finished_stage(tmp_path, text_ll):
     c = learner()
     fit_stage(c, tmp_path/'s.pth', 2, sched_1cycle(disc_lrs(1e-2, 4)), resume=False)   # trained again: the same run
     for p, q in zip(a.model.parameters(), c.model.parameters()): test_near(p, q, 1e-6)
+
+@pytest.mark.parametrize('fault', ['pickled', 'cut'])
+def test_load_encoder_names_a_damaged_weights_file(tmp_path, fault):
+    "A pickled or cut weights.pth: one line naming it (once torch's raw message, colour codes, no file name)"
+    vocab = SPECIALS + [f'w{i}' for i in range(36)]
+    lm = tiny_lm(len(vocab), seed=4)
+    config = dict(vocab_sz=len(vocab), emb_sz=6, n_hid=10, n_layers=2, pad_token=1, **NO_DROP)
+    dest = save_encoder(tmp_path/'enc', lm, vocab, config)
+    w = dest/'weights.pth'
+    if fault == 'pickled': torch.save({**lm[0].state_dict(), 'note': Path('x')}, w)
+    else: w.write_bytes(w.read_bytes()[:1000])
+    e = caught(lambda: load_encoder(tiny_clas(len(vocab)), dest, vocab), ValueError)
+    assert str(w) in str(e) and '\n' not in str(e) and '\x1b' not in str(e), str(e)
