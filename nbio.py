@@ -4,17 +4,20 @@
   cells, each with a `cell_type` and a string or list-of-strings `source`); every problem is raised as
   `NotebookError`, whose message names the file. `read_notebook_text` also returns the file's text.
 - `natural_key` is the one sort order of notebooks and modules: `02` < `02a` < `02b` < `03` < `09c` < `10`.
-- `write_atomic(path, data)` writes through a temporary file in the same folder and `os.replace`, so a
-  reader sees the old file or the new one, never half of one.
+- `write_atomic(path, data)` writes through `coursekit.files` (a temporary file in the same folder, then
+  `os.replace`), so a reader sees the old file or the new one, never half of one.
 - `cell_text(cell_or_source)` is a cell's source as one string with LF line endings.
 
 Standard library only, so `notebook2script.py` runs before anything is installed.
 """
 import json
-import os
 import re
-import tempfile
+import sys
 from pathlib import Path
+
+_ROOT = str(Path(__file__).resolve().parent)
+if _ROOT not in sys.path: sys.path.insert(0, _ROOT)     # coursekit sits beside this file
+from coursekit.files import write_bytes  # noqa: E402  (standard library only, like this module)
 
 __all__ = ['NotebookError', 'natural_key', 'cell_text', 'check_notebook', 'read_notebook',
            'read_notebook_text', 'write_atomic']
@@ -96,24 +99,9 @@ def read_notebook(path, shown=None):
 
 
 def write_atomic(path, data, mode=None):
-    """Write `data` (bytes, or str written as UTF-8) to `path` atomically.
+    """Write `data` (bytes, or str written as UTF-8) to `path` atomically, through `coursekit.files`.
 
     The bytes go to a temporary file in the same folder, which then replaces `path` (`os.replace`). The
     file keeps the permissions of the file it replaces; a new file gets `mode` (default: 0o666 less the
     umask, like `open`). On any error the temporary file is removed and `path` is left as it was."""
-    path = Path(path)
-    if isinstance(data, str): data = data.encode('utf-8')
-    if path.exists(): mode = path.stat().st_mode & 0o7777
-    elif mode is None:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f: f.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try: os.unlink(tmp)
-        except FileNotFoundError: pass
-        raise
+    return write_bytes(path, data.encode('utf-8') if isinstance(data, str) else data, new_mode=mode)

@@ -6,7 +6,7 @@
   file of the course. Nothing in the file is ever run: a pickled Python object is refused (the message names
   its class). An empty file, a cut file, a file in another format (JSON, text, an image) and a dict that lacks
   the expected keys each raise a `CheckpointError` of one line naming the file, what is wrong and what to do; a
-  missing file raises `coursekit.files.MissingFileError` (also a `FileNotFoundError`).
+  missing file raises `MissingCheckpointError` (also a `FileNotFoundError`).
 - `read_state_dict(path)`: `read_torch` for a file that must hold names -> tensors.
 - `settings_digest(settings)`: 8 hex digits naming a checkpoint fit for exactly those settings.
 - `check_state_dict(model, sd, where)`: names the missing, unexpected and mis-shaped keys before
@@ -19,12 +19,15 @@ import torch
 
 from .files import FileFormatError, atomic_writer, read_bytes
 
-__all__ = ['CheckpointError', 'save_torch', 'cpu_state_dict', 'read_torch', 'read_state_dict',
+__all__ = ['CheckpointError', 'MissingCheckpointError', 'save_torch', 'cpu_state_dict', 'read_torch', 'read_state_dict',
            'settings_digest', 'check_state_dict', 'load_state']
 
 
 class CheckpointError(FileFormatError):
     "A PyTorch file that cannot be read, or does not fit; the message (one line) names the file and what to do"
+
+class MissingCheckpointError(CheckpointError, FileNotFoundError):
+    "A checkpoint that is not there: a `CheckpointError` and the `FileNotFoundError` Python users expect"
 
 
 def save_torch(obj, path):
@@ -65,7 +68,9 @@ def read_torch(path, keys=(), what='checkpoint', fix=''):
     dict must hold. Every fault is one `CheckpointError` line naming the file; `fix` says what to do about it."""
     path = Path(path)
     fix = fix or f'save the {what} again'
-    if not path.is_file(): read_bytes(path, what=what, fix=fix)   # raises files.py's MissingFileError
+    if not path.is_file():                                # the one missing-file message, of files.py
+        try: read_bytes(path, what=what, fix=fix)
+        except FileFormatError as e: raise MissingCheckpointError(str(e)) from None
     err = _sniff(path, what, fix)
     if err is not None: raise err
     try: obj = torch.load(path, map_location='cpu', weights_only=True)

@@ -75,11 +75,10 @@ def remove_leftovers(path):
     return done
 
 
-def _new_file_mode(path):
-    "The mode a save to `path` should have: that of the file it replaces, else 0o666 less the umask (as `open`)"
+def _new_file_mode(path, new_mode=None):
+    "The mode a save to `path` gets: that of the file it replaces, else `new_mode`, else 0o666 less the umask (as `open`)"
     if path.is_file(): return stat.S_IMODE(path.stat().st_mode)
-    umask = os.umask(0); os.umask(umask)
-    return 0o666 & ~umask
+    return new_mode if new_mode is not None else 0o666 & ~_umask()
 
 def _check_file_target(path):
     if path.is_dir():
@@ -87,14 +86,15 @@ def _check_file_target(path):
                               f"e.g. {path/'model.pth'}")
 
 @contextlib.contextmanager
-def atomic_writer(path, mode='wb', encoding=None):
-    "`with atomic_writer(path) as f:` write to `f`; at the end `path` holds all of it, or (on an error) what it held"
+def atomic_writer(path, mode='wb', encoding=None, new_mode=None):
+    """`with atomic_writer(path) as f:` write to `f`; at the end `path` holds all of it, or (on an error) what it held.
+    The file keeps the permissions of the file it replaces; a new one gets `new_mode` (default: as `open` would)."""
     if mode not in ('wb', 'w'): raise ValueError(f"atomic_writer: mode must be 'wb' or 'w', got {mode!r}")
     path = Path(path)
     _check_file_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(path)
-    tmp, file_mode = temp_path(path), _new_file_mode(path)
+    tmp, file_mode = temp_path(path), _new_file_mode(path, new_mode)
     try:
         with open(tmp, mode.replace('w', 'x'), encoding=encoding if 'b' not in mode else None) as f:
             yield f
@@ -105,9 +105,9 @@ def atomic_writer(path, mode='wb', encoding=None):
     finally:
         tmp.unlink(missing_ok=True)
 
-def write_bytes(path, data):
-    "Write the bytes `data` to `path` atomically; returns `path`"
-    with atomic_writer(path) as f: f.write(data)
+def write_bytes(path, data, new_mode=None):
+    "Write the bytes `data` to `path` atomically (a new file gets `new_mode`); returns `path`"
+    with atomic_writer(path, new_mode=new_mode) as f: f.write(data)
     return Path(path)
 
 def write_text(path, text, encoding='utf-8'):
