@@ -58,6 +58,6 @@ def test_write_atomic_keeps_mode_and_leaves_no_temp(tmp_path, monkeypatch):
     write_atomic(path, b'x = 2\n')
     assert path.read_bytes() == b'x = 2\n' and path.stat().st_mode & 0o777 == 0o600
     def boom(*a): raise OSError('disk full')
-    monkeypatch.setattr(nbio.os, 'replace', boom)
+    monkeypatch.setattr(os, 'replace', boom)          # the rename inside coursekit.files
     with pytest.raises(OSError, match='disk full'): write_atomic(path, b'y = 3\n')
     assert path.read_bytes() == b'x = 2\n' and sorted(p.name for p in tmp_path.iterdir()) == ['m.py']
