@@ -15,10 +15,11 @@ The training loop is the `Learner` of the `exp` package (lessons 05b-11): Distri
 distributed statistics, the per-epoch seeding and the checkpoints are callbacks of that learner. `--sync-bn` uses
 torch's `nn.SyncBatchNorm` on CUDA and `DistBatchNorm`, written here from collectives, on the CPU.
 """
-import argparse, math, os, pickle, random, sys, time
+import argparse, math, os, random, sys, time
 from functools import partial
 from pathlib import Path
 
+import PIL.Image
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -29,7 +30,7 @@ from exp.nb_00 import URLs, untar_data
 from exp.nb_04 import Callback
 from exp.nb_05b import CancelFitException
 from exp.nb_06 import default_device
-from exp.nb_08 import DataBunch, NormalizeChan
+from exp.nb_08 import DataBlockError, DataBunch, NormalizeChan
 from exp.nb_09 import adam_opt
 from exp.nb_09b import Learner
 from exp.nb_09c import ProgressCallback
@@ -37,7 +38,8 @@ from exp.nb_10 import byte_to_float
 from exp.nb_10b import LabelSmoothingCrossEntropy
 from exp.nb_10c import AutocastMixedPrecision
 from exp.nb_11 import cnn_learner, imagenette_split, sched_1cycle, xresnets
-from exp.nb_11a import save_atomic
+from coursekit.checkpoint import CheckpointError, check_state_dict, cpu_state_dict, read_torch, save_torch
+from coursekit.files import FileFormatError
 
 
 class UsageError(Exception):
@@ -222,10 +224,10 @@ class CheckpointCallback(Callback):
             amp = getattr(self.run, 'autocast_mixed_precision', None)
             model = self.run.model
             if isinstance(model, DistributedDataParallel): model = model.module
-            save_atomic(dict(model={k: v.detach().cpu() for k, v in model.state_dict().items()},
-                             opt=self.opt.state_dict(), scaler=amp.scaler.state_dict() if amp is not None else {},
-                             epoch=self.epoch + 1, args=plain_args(self.args), history=list(self.history),
-                             norm=dict(mean=self.norm.mean.cpu(), std=self.norm.std.cpu())), self.args.save)
+            save_torch(dict(model=cpu_state_dict(model),
+                            opt=self.opt.state_dict(), scaler=amp.scaler.state_dict() if amp is not None else {},
+                            epoch=self.epoch + 1, args=plain_args(self.args), history=list(self.history),
+                            norm=dict(mean=self.norm.mean.cpu(), std=self.norm.std.cpu())), self.args.save)
         if self.args.stop_after is not None and self.epoch + 1 >= self.args.stop_after: raise CancelFitException()
 
 
@@ -236,33 +238,79 @@ class ShardSampler(Sampler):
     def __len__(self): return len(range(self.rank, self.n, self.world))
 
 
-def load_checkpoint(path, arch):
-    if not Path(path).is_file(): raise UsageError(f'--resume {path}: no such file')
-    try: ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise UsageError(f'--resume {path}: refused, the file holds pickled Python objects, not only tensors and '
-                         f'plain values (loaded with weights_only=True): {str(e).splitlines()[0]}') from None
-    except Exception as e: raise UsageError(f'--resume {path}: not a checkpoint of this script ({e})') from None
-    if not isinstance(ckpt, dict) or not {'model', 'opt', 'epoch', 'args'} <= set(ckpt):
-        raise UsageError(f'--resume {path}: not a checkpoint of this script (needs model, opt, epoch and args)')
-    if ckpt['args'].get('arch') != arch:
-        raise UsageError(f"--resume {path}: the checkpoint is of --arch {ckpt['args'].get('arch')}, not {arch}")
-    return ckpt
+def _flag(name): return '--' + name.replace('_', '-')
 
+# Each numeric argument, what it must be, and the test; None (not given) is always fine
+NUMBERS = [('size', 'at least 1', lambda v: v >= 1), ('epochs', 'at least 1', lambda v: v >= 1),
+           ('bs', 'at least 1', lambda v: v >= 1), ('lr', 'a positive number', lambda v: v > 0),
+           ('pct_start', 'in [0, 1]', lambda v: 0 <= v <= 1), ('wd', 'at least 0', lambda v: v >= 0),
+           ('mixup', 'at least 0 (0: no mixup)', lambda v: v >= 0),
+           ('label_smoothing', 'in [0, 1) (0: plain cross-entropy)', lambda v: 0 <= v < 1),
+           ('workers', 'at least 0 (0: load in the training process)', lambda v: v >= 0),
+           ('n_classes', 'at least 1', lambda v: v >= 1), ('n_train', 'at least 1', lambda v: v >= 1),
+           ('n_valid', 'at least 1', lambda v: v >= 1), ('stop_after', 'at least 1', lambda v: v >= 1)]
+
+def check_output(flag, path, example):
+    "`path`, a file this run will write, can be written: not a folder, in a folder (or one to be made) we may write in"
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f'{flag} {path}: is a folder; give a file name, e.g. {flag} {path / example}')
+    parent = path.parent                                  # the nearest folder that exists: the save makes the rest
+    while not parent.exists() and parent != parent.parent: parent = parent.parent
+    if not parent.is_dir(): raise UsageError(f'{flag} {path}: {parent} is a file, not a folder')
+    if not os.access(parent, os.W_OK | os.X_OK): raise UsageError(f'{flag} {path}: cannot write in the folder {parent}')
+
+def dump_path(prefix, rank): return Path(f'{prefix}.rank{rank}.pt')
 
 def check_args(args, world):
+    "Every argument that can be checked without reading the data: a `UsageError` for the first that is wrong"
     if args.arch not in ARCHS: raise UsageError(f'--arch {args.arch}: unknown, choose one of {", ".join(ARCHS)}')
+    for name, what, ok in NUMBERS:
+        v = getattr(args, name)
+        if v is not None and not (math.isfinite(v) and ok(v)): raise UsageError(f'{_flag(name)} must be {what}, got {v}')
     if args.bs < world: raise UsageError(f'--bs {args.bs} is smaller than the number of processes ({world})')
     if args.bs % world: raise UsageError(f'--bs {args.bs} must be a multiple of the number of processes ({world})')
-    for name in ('size', 'epochs', 'n_classes', 'n_train', 'n_valid'):
-        v = getattr(args, name)
-        if v is not None and v < 1: raise UsageError(f'--{name.replace("_", "-")} must be at least 1')
     if args.data is not None:
         if not args.data.is_dir(): raise UsageError(f'--data {args.data}: no such folder')
         for split in ('train', 'val'):
             d = args.data / split
             if not d.is_dir() or not any(d.iterdir()):
                 raise UsageError(f'--data {args.data}: needs a non-empty {split}/ folder of class folders of images')
+    if args.save is not None: check_output('--save', args.save, 'model.pt')
+    if args.dump_weights is not None:
+        if args.dump_weights.is_dir():
+            raise UsageError(f'--dump-weights {args.dump_weights}: is a folder; give a file-name prefix, e.g. '
+                             f'--dump-weights {args.dump_weights / "w"} (writes {dump_path(args.dump_weights / "w", 0)}, ...)')
+        for r in range(world): check_output('--dump-weights', dump_path(args.dump_weights, r), 'w')
+
+
+RESUME_FIX = "pass a checkpoint written by this script's --save"
+
+def load_checkpoint(path, arch):
+    "The checkpoint of `--resume path` (read weights-only by coursekit), checked against `--arch`"
+    try: ckpt = read_torch(path, keys=('model', 'opt', 'epoch', 'args'), what='checkpoint', fix=RESUME_FIX)
+    except FileFormatError as e: raise UsageError(f'--resume: {e}') from None     # also MissingFileError
+    if not isinstance(ckpt['args'], dict): raise UsageError(f'--resume: {path} has no arguments dict: {RESUME_FIX}')
+    if ckpt['args'].get('arch') != arch:
+        raise UsageError(f"--resume {path}: the checkpoint is of --arch {ckpt['args'].get('arch')}, not {arch}")
+    bad = [k for k, ok in (('model', isinstance(ckpt['model'], dict) and
+                            all(isinstance(v, torch.Tensor) for v in ckpt['model'].values())),
+                           ('opt', isinstance(ckpt['opt'], dict) and {'hypers', 'state'} <= set(ckpt['opt'])),
+                           ('epoch', type(ckpt['epoch']) is int and ckpt['epoch'] >= 0)) if not ok]
+    if bad: raise UsageError(f'--resume: {path} is not a checkpoint of this script (its {", ".join(bad)}): {RESUME_FIX}')
+    return ckpt
+
+def load_state(learn, ckpt, path, n_classes):
+    "Put the checkpoint's weights and optimizer state in `learn`, once they are known to fit its model"
+    try: check_state_dict(learn.model, ckpt['model'], where=str(path))
+    except CheckpointError as e:
+        a = ckpt['args']
+        raise UsageError(f"--resume: {e}; the checkpoint's run had --n-classes {a.get('n_classes')} --data "
+                         f"{a.get('data')}, this run has {n_classes} classes") from None
+    learn.model.load_state_dict(ckpt['model'])
+    try: learn.opt.load_state_dict(ckpt['opt'])
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise UsageError(f'--resume: {path}: its optimizer state does not fit this model ({e}): {RESUME_FIX}') from None
 
 
 def get_device(args, local_rank, world=1):
@@ -286,31 +334,58 @@ def get_device(args, local_rank, world=1):
     return dev
 
 
-def get_data(args, rank, world, dev):
+PIL_ERRORS = (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError)
+
+def check_images(root, files):
+    "Read the header of each image file: a file that is not an image stops the run now, not during an epoch"
+    for fn in files:
+        try:
+            with PIL.Image.open(fn) as im: im.size
+        except PIL.UnidentifiedImageError:
+            raise UsageError(f'--data {root}: {fn} is not an image (PIL cannot identify it): remove or replace it') from None
+        except PIL_ERRORS as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise UsageError(f'--data {root}: {fn} cannot be read as an image ({first}): remove or replace it') from None
+
+def get_split(args, world):
+    "The labelled train/validation split, and its images checked: all before any process group or epoch"
     path = args.data if args.data is not None else untar_data(URLs.IMAGENETTE_160)
     try: ll = imagenette_split(path, args.size, args.n_classes, n_train=args.n_train, n_valid=args.n_valid,
                               seed=args.seed, augment=not args.no_augment)
+    except DataBlockError as e:                        # no image files, a validation class not in training, ...
+        raise UsageError(f'--data {path}: {e}') from None
     except ValueError as e:
         if 'n_train=' not in str(e): raise
         raise UsageError(f'--n-train {args.n_train}: {e}') from None    # fewer training images than classes
     if len(ll.train) == 0 or len(ll.valid) == 0:
         raise UsageError(f'--data {path}: no images found in train/ or val/')
+    n_classes = len(ll.train.proc_y[0].vocab)
+    if args.n_classes is not None and args.n_classes > n_classes:
+        raise UsageError(f'--n-classes {args.n_classes}: {path} has only {n_classes} classes')
     per_rank = args.bs // world
     if len(ll.train) // world < per_rank:
-        raise UsageError(f'{len(ll.train)} training images are fewer than one batch of {per_rank} per process')
+        raise UsageError(f'--bs {args.bs}: {len(ll.train)} training images are fewer than one batch of {per_rank} '
+                         f'per process ({world} processes)')
+    check_images(path, list(ll.train.x.items) + list(ll.valid.x.items))
+    return ll
+
+def get_data(args, ll, rank, world, dev):
+    "Loaders of this rank's share of `ll`: made from the rank and world size alone, no process group needed"
+    per_rank = args.bs // world
     kw = dict(num_workers=args.workers, pin_memory=dev.type == 'cuda', persistent_workers=args.workers > 0)
     sampler = DistributedSampler(ll.train, num_replicas=world, rank=rank, shuffle=True, seed=args.seed)
     train_dl = DataLoader(ll.train, batch_size=per_rank, sampler=sampler, drop_last=True, **kw)
     valid_dl = DataLoader(ll.valid, batch_size=2 * per_rank, sampler=ShardSampler(len(ll.valid), rank, world), **kw)
-    return DataBunch(train_dl, valid_dl, c_in=3, c_out=len(ll.train.proc_y[0].vocab)), ll
+    return DataBunch(train_dl, valid_dl, c_in=3, c_out=len(ll.train.proc_y[0].vocab))
 
 
 def train(args, rank, world, local_rank):
+    "Check everything (arguments, data, images, checkpoint), build the learner, then join the process group and fit"
     check_args(args, world)
     ckpt = load_checkpoint(args.resume, args.arch) if args.resume is not None else None
     dev = get_device(args, local_rank, world)
-    if world > 1: dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo')
-    data, ll = get_data(args, rank, world, dev)
+    ll = get_split(args, world)
+    data = get_data(args, ll, rank, world, dev)
     if ckpt is not None and 'norm' in ckpt: norm = NormalizeChan(ckpt['norm']['mean'], ckpt['norm']['std'])
     else:                                             # centre crops of validation images: the same on every rank
         xb = torch.stack([ll.valid[i][0] for i in range(min(64, len(ll.valid)))])
@@ -331,18 +406,16 @@ def train(args, rank, world, local_rank):
     else: learn.logger = lambda *a, **k: None          # rank 0 alone prints
     learn.opt = learn.create_opt()
     if ckpt is not None:
-        learn.model.load_state_dict(ckpt['model'])
-        learn.opt.load_state_dict(ckpt['opt'])
+        load_state(learn, ckpt, args.resume, data.c_out)
         start_epoch = ckpt['epoch']
         history += ckpt.get('history', [])
         cbs.append(LoadStateCallback(ckpt.get('scaler')))
+    if world > 1: dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo')   # all checks passed on every rank
     if rank == 0:
         print(f'{args.arch} on {dev}, {world} process(es), {len(ll.train)} training / {len(ll.valid)} validation images '
               f'at {args.size} px, batch {args.bs} ({args.bs // world} per process), epochs {start_epoch + 1}-{args.epochs}')
     learn.fit(args.epochs, cbs=sched_1cycle(args.lr, args.pct_start) + cbs, start_epoch=start_epoch)
-    if args.dump_weights is not None:
-        save_atomic({k: v.detach().cpu() for k, v in learn.model.state_dict().items()},
-                    f'{args.dump_weights}.rank{rank}.pt')
+    if args.dump_weights is not None: save_torch(cpu_state_dict(learn.model), dump_path(args.dump_weights, rank))
     if rank == 0 and history:
         h = history[-1]
         print(f"final: epoch {h['epoch'] + 1} valid_loss={h['valid_loss']:.6f} valid_accuracy={h['valid_accuracy']:.6f} "

@@ -10,18 +10,22 @@
 - A run stopped after epoch 1 (`--stop-after`), or killed by SIGKILL after its first checkpoint, and resumed from
   its checkpoint ends with the weights and optimizer state of an uninterrupted run, bit for bit; fp16 keeps its
   loss-scale state across the resume.
-- Exit status 2 and a clear message: unknown arch, missing or empty data folder, --bs smaller than the number of
-  processes, --n-train smaller than the number of classes, a checkpoint of another arch, a checkpoint holding a
-  pickled object, many processes on MPS. Under torchrun, bad input found after the process group exists ends
-  both ranks with exit 2 and one message (rank 0's), without a hang.
+- Exit status 2 and one line naming the argument, before any process group or epoch (checked in-process with
+  WORLD_SIZE=2 and no rendezvous address: a check made after `init_process_group` would fail there): unknown arch,
+  missing or empty data folder, a data folder of text files, a `.JPEG` that is not an image, every numeric
+  argument out of range, --bs smaller than the number of processes, --n-train smaller than the number of classes,
+  --save or --dump-weights naming a folder or below a file, a checkpoint of another arch or another head, a
+  checkpoint holding a pickled object, an empty, cut or non-PyTorch checkpoint, many processes on MPS. Under
+  torchrun, a bad image ends both ranks with exit 2 and one message (rank 0's), without a hang.
 """
-import os, signal, subprocess, sys, time
+import json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from coursekit.checkpoint import cpu_state_dict, read_torch, save_torch
 from exp.nb_00 import URLs, test_eq, untar_data
 from exp.nb_08 import NormalizeChan
 from exp.nb_10 import byte_to_float
@@ -38,6 +42,30 @@ pytestmark = pytest.mark.usefixtures('one_thread')
 @pytest.fixture(scope='module')
 def data_dir(): return untar_data(URLs.IMAGENETTE_160)
 
+@pytest.fixture(scope='module')
+def small_data(data_dir, tmp_path_factory):
+    "3 classes of the real Imagenette: 6 training and 2 validation images each"
+    root = tmp_path_factory.mktemp('small') / 'imagenette'
+    for wnid in sorted(p.name for p in (data_dir / 'train').iterdir())[:3]:
+        for split, n in (('train', 6), ('val', 2)):
+            (root / split / wnid).mkdir(parents=True)
+            for f in sorted((data_dir / split / wnid).iterdir())[:n]: shutil.copy(f, root / split / wnid / f.name)
+    return root
+
+@pytest.fixture(scope='module')
+def bad_image_data(small_data, tmp_path_factory):
+    "`small_data` and a training file named .JPEG that holds text"
+    root = tmp_path_factory.mktemp('bad') / 'imagenette'
+    shutil.copytree(small_data, root)
+    wnid = sorted(p.name for p in (root / 'train').iterdir())[1]
+    (root / 'train' / wnid / 'bad.JPEG').write_text('not an image\n')
+    return root
+
+def tiny_args(data, *extra):
+    "One quick epoch of tiny_cnn on all of `data` (`small_data` and its variants)"
+    return ['--arch', 'tiny_cnn', '--size', '32', '--bs', '4', '--epochs', '1', '--workers', '0', '--data', str(data),
+            '--device', 'cpu', *map(str, extra)]
+
 def small_args(data_dir, *extra, arch='xresnet18', device='cpu'):
     "The CPU (gloo) path, also on a machine with GPUs: two processes on one GPU would be refused"
     return ['--arch', arch, '--size', '32', '--bs', '16', '--n-classes', '2', '--n-train', '64', '--n-valid', '37',
@@ -52,7 +80,7 @@ def torchrun(args, nproc=2, timeout=150, script=SCRIPT, check=True):
     if check: assert r.returncode == 0, f'torchrun failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}'
     return r
 
-def load(p): return torch.load(p, map_location='cpu', weights_only=True)
+def load(p): return read_torch(p)
 
 
 def evaluate(ckpt, data_dir, n_valid=37):
@@ -224,11 +252,11 @@ def test_bad_input_exit_2(data_dir, tmp_path, capsys, monkeypatch):
     assert rc == 2 and 'smaller than the number of processes (4)' in err
     monkeypatch.delenv('WORLD_SIZE')
     other = tmp_path / 'other.pt'
-    torch.save(dict(model={}, opt={}, epoch=1, args=dict(arch='xresnet50')), other)
+    save_torch(dict(model={}, opt={}, epoch=1, args=dict(arch='xresnet50')), other)
     rc, err = run_main(capsys, small_args(data_dir, '--resume', other))
     assert rc == 2 and 'of --arch xresnet50, not xresnet18' in err
     rc, err = run_main(capsys, small_args(data_dir, '--resume', tmp_path / 'missing.pt'))
-    assert rc == 2 and 'no such file' in err
+    assert rc == 2 and 'missing.pt: no such checkpoint' in err
     few = small_args(data_dir)
     few[few.index('--n-classes') + 1] = '10'; few[few.index('--n-train') + 1] = '6'
     rc, err = run_main(capsys, few)
@@ -238,15 +266,118 @@ def test_bad_input_exit_2(data_dir, tmp_path, capsys, monkeypatch):
     assert rc == 2 and '--n-train must be at least 1' in err
 
 
-def test_two_ranks_error_after_the_process_group_exists(data_dir):
-    "An error found once both ranks have joined the group: each exits 2, rank 0 alone says why, nobody hangs"
-    args = small_args(data_dir)
-    args[args.index('--n-train') + 1] = '8'                # 8 images: less than one batch of 8 per process
-    r = torchrun(args, timeout=90, check=False)
+def test_two_ranks_bad_image_exit_2(bad_image_data):
+    "A .JPEG that is not an image, under torchrun: each rank finds it before the group, exits 2, rank 0 alone says why"
+    r = torchrun(tiny_args(bad_image_data), timeout=90, check=False)
     assert r.returncode != 0
     assert r.stderr.count('train_imagenette.py: error:') == 1, r.stderr[-3000:]
-    assert 'fewer than one batch of 8 per process' in r.stderr
+    assert 'bad.JPEG is not an image' in r.stderr, r.stderr[-3000:]
+    assert 'train_imagenette.py", line' not in r.stderr, r.stderr[-3000:]     # torchrun's traceback only, not ours
     assert 'exitcode  : 2' in r.stderr or 'exitcode: 2' in r.stderr, r.stderr[-3000:]
+    assert 'process(es)' not in r.stdout                   # no rank got as far as the fit
+
+
+def one_error(rc, err, start):
+    "Exit status 2 and one line on stderr, the script's error starting with `start` (the argument at fault)"
+    assert rc == 2, (rc, err)
+    assert err.count('\n') == 1 and err.startswith(f'train_imagenette.py: error: {start}'), err
+    return err
+
+@pytest.fixture
+def no_rendezvous(monkeypatch):
+    "Rank 0 of 2 with no address to meet at: `init_process_group` would fail, so an exit 2 here came before it"
+    for k in ('MASTER_ADDR', 'MASTER_PORT', 'TORCHELASTIC_RUN_ID'): monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv('WORLD_SIZE', '2'); monkeypatch.setenv('RANK', '0'); monkeypatch.setenv('LOCAL_RANK', '0')
+
+
+def test_data_of_text_files_exit_2(tmp_path, capsys, no_rendezvous):
+    for split in ('train', 'val'):
+        (tmp_path / 'txt' / split / 'n01').mkdir(parents=True)
+        (tmp_path / 'txt' / split / 'n01' / 'a.txt').write_text('hello\n')
+    rc, err = run_main(capsys, tiny_args(tmp_path / 'txt', '--save', tmp_path / 'ck.pt'))
+    one_error(rc, err, f'--data {tmp_path / "txt"}: ')
+    assert 'no file with extension' in err and not (tmp_path / 'ck.pt').exists()
+
+
+def test_jpeg_that_is_not_an_image_exit_2(bad_image_data, tmp_path, capsys, no_rendezvous):
+    "Found while checking the images the run will use, before the process group and the normalisation statistics"
+    t0 = time.perf_counter()
+    rc, err = run_main(capsys, tiny_args(bad_image_data, '--save', tmp_path / 'ck.pt'))
+    assert time.perf_counter() - t0 < 30
+    one_error(rc, err, f'--data {bad_image_data}: ')
+    assert 'bad.JPEG is not an image' in err and not (tmp_path / 'ck.pt').exists()
+    (tmp_path / 'empty').mkdir()
+    shutil.copytree(bad_image_data, tmp_path / 'empty' / 'data')
+    for f in (tmp_path / 'empty' / 'data').rglob('bad.JPEG'): f.write_bytes(b'')
+    rc, err = run_main(capsys, tiny_args(tmp_path / 'empty' / 'data'))
+    assert 'bad.JPEG is not an image' in one_error(rc, err, '--data ')
+
+
+BAD_NUMBERS = [('--workers', '-1'), ('--pct-start', '1.5'), ('--pct-start', '-0.1'), ('--lr', '0'), ('--lr', '-1e-3'),
+               ('--lr', 'nan'), ('--lr', 'inf'), ('--wd', '-0.01'), ('--mixup', '-0.2'), ('--label-smoothing', '1'),
+               ('--label-smoothing', '-0.1'), ('--stop-after', '0'), ('--epochs', '0'), ('--size', '0'), ('--bs', '0'),
+               ('--n-classes', '0'), ('--n-valid', '-5')]
+
+def test_numeric_arguments_out_of_range_exit_2(small_data, tmp_path, capsys, no_rendezvous):
+    for flag, v in BAD_NUMBERS:                          # the last value given wins (argparse)
+        rc, err = run_main(capsys, tiny_args(small_data, '--save', tmp_path / 'ck.pt', f'{flag}={v}'))
+        assert ' must be ' in one_error(rc, err, f'{flag} must be '), (flag, err)
+        assert not (tmp_path / 'ck.pt').exists(), flag
+    for flag, v in (('--pct-start', '0'), ('--pct-start', '1'), ('--label-smoothing', '0'), ('--wd', '0')):
+        assert train_imagenette.check_args(train_imagenette.get_parser().parse_args([flag, v]), 1) is None   # ends allowed
+    rc, err = run_main(capsys, tiny_args(small_data, '--n-classes', 5))
+    assert 'has only 3 classes' in one_error(rc, err, '--n-classes 5: ')
+    rc, err = run_main(capsys, tiny_args(small_data, '--bs', 20))          # 18 images: 9 for each of 2 ranks
+    assert '18 training images are fewer than one batch of 10 per process' in one_error(rc, err, '--bs 20: ')
+
+
+def test_save_or_dump_weights_not_a_file_name_exit_2(small_data, tmp_path, capsys, no_rendezvous):
+    "Refused before any epoch (today an epoch trains, then IsADirectoryError), with the fix in the message"
+    (tmp_path / 'runs').mkdir(); (tmp_path / 'notes.txt').write_text('x\n')
+    rc, err = run_main(capsys, tiny_args(small_data, '--save', tmp_path / 'runs'))
+    assert f'is a folder; give a file name, e.g. --save {tmp_path / "runs" / "model.pt"}' in one_error(rc, err, '--save ')
+    rc, err = run_main(capsys, tiny_args(small_data, '--save', tmp_path / 'notes.txt' / 'ck.pt'))
+    assert f'{tmp_path / "notes.txt"} is a file, not a folder' in one_error(rc, err, '--save ')
+    rc, err = run_main(capsys, tiny_args(small_data, '--dump-weights', tmp_path / 'runs'))
+    assert 'is a folder; give a file-name prefix' in one_error(rc, err, '--dump-weights ')
+    rc, err = run_main(capsys, tiny_args(small_data, '--dump-weights', tmp_path / 'notes.txt' / 'w'))
+    assert 'is a file, not a folder' in one_error(rc, err, '--dump-weights ')
+    (tmp_path / 'w.rank1.pt').mkdir()                      # the name rank 1 would write
+    rc, err = run_main(capsys, tiny_args(small_data, '--dump-weights', tmp_path / 'w'))
+    assert 'w.rank1.pt: is a folder' in one_error(rc, err, '--dump-weights ')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['notes.txt', 'runs', 'w.rank1.pt']
+    assert not any((tmp_path / 'runs').iterdir()) and not any((tmp_path / 'w.rank1.pt').iterdir())
+
+
+def test_resume_another_head_exit_2(small_data, tmp_path, capsys, no_rendezvous):
+    "A checkpoint of xresnet18 for 2 classes, data with 3: the keys at fault named once the model is built, before fit"
+    torch.manual_seed(0)
+    ck = tmp_path / 'two.pt'
+    save_torch(dict(model=cpu_state_dict(xresnet18(c_in=3, c_out=2)), opt={'hypers': [{}], 'state': {}}, epoch=1,
+                    args=dict(arch='xresnet18', n_classes=2, data='elsewhere')), ck)
+    before = ck.read_bytes()
+    args = tiny_args(small_data, '--epochs', 2, '--save', ck, '--resume', ck)
+    args[args.index('--arch') + 1] = 'xresnet18'
+    rc, err = run_main(capsys, args)
+    one_error(rc, err, f'--resume: {ck} does not fit')
+    assert 'shape mismatches' in err and '(2, 512) in the file but (3, 512) in the model' in err, err
+    assert 'this run has 3 classes' in err and 'n-classes 2' in err
+    assert ck.read_bytes() == before and capsys.readouterr().out == ''
+
+
+def test_resume_damaged_checkpoint_exit_2(small_data, tmp_path, capsys, no_rendezvous):
+    "Empty, cut, JSON and not-a-dict checkpoints: one line from coursekit's reader naming the file"
+    good = tmp_path / 'good.pt'
+    save_torch(dict(model=cpu_state_dict(tiny_cnn(3, 3)), opt={'hypers': [{}], 'state': {}}, epoch=1,
+                    args=dict(arch='tiny_cnn')), good)
+    cases = {'empty.pt': (b'', 'is empty'), 'cut.pt': (good.read_bytes()[:300], 'cut short or damaged'),
+             'json.pt': (json.dumps({'model': {}}).encode(), 'is not a PyTorch file (it holds JSON'),
+             'list.pt': (None, 'not a checkpoint: it holds a list')}
+    save_torch([1, 2], tmp_path / 'list.pt')
+    for name, (data, what) in cases.items():
+        if data is not None: (tmp_path / name).write_bytes(data)
+        rc, err = run_main(capsys, tiny_args(small_data, '--resume', tmp_path / name))
+        assert what in one_error(rc, err, f'--resume: {tmp_path / name} '), (name, err)
 
 
 def test_many_processes_on_mps_refused(monkeypatch):
@@ -294,7 +425,7 @@ def test_resume_on_cuda(data_dir, tmp_path):
 
 def test_pickled_checkpoint_refused(data_dir, tmp_path, capsys):
     bad = tmp_path / 'bad.pt'
-    torch.save(dict(model={}, opt={}, epoch=1, args=dict(arch='xresnet18'), extra=Sneaky()), bad)
+    save_torch(dict(model={}, opt={}, epoch=1, args=dict(arch='xresnet18'), extra=Sneaky()), bad)
     rc, err = run_main(capsys, small_args(data_dir, '--resume', bad))
     assert rc == 2 and 'refused' in err and 'pickled' in err
     assert 'unpickled!' not in capsys.readouterr().out
