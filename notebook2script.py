@@ -12,7 +12,9 @@ escapes or a syntax error in an export cell all stop the run (exit status 2) wit
 
 Every module starts with `__all__`: the `__all__` of the module its first export cell star-imports
 (`from exp.nb_05 import *`), plus the public names its export cells define (def, class, assignment;
-not imports, not `_private`), minus names retired with a comment line `# retire: Name1, Name2 - reason`
+not imports, not `_private`) and the names they import from the support package with
+`from coursekit.<module> import a, b` (explicit names at the top level of a cell; a star import from
+`coursekit` is an error), minus names retired with a comment line `# retire: Name1, Name2 - reason`
 (see CONTRIBUTING.md). Retiring a name the previous module does not export, or one this notebook
 defines again, is an error. The file lists only what the module changes: it imports the previous
 `__all__` as `_base_all` and adds its own names (`__all__ = _base_all + [...]`), so the names of a
@@ -208,11 +210,37 @@ def _defined(stmts):
             yield from _defined(getattr(node, 'finalbody', []))
 
 
+def _coursekit_import(node):
+    "Is `node` a `from coursekit.<module> import ...` statement?"
+    return (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module is not None
+            and node.module.startswith('coursekit.'))
+
+
+def _reexported(stmts):
+    """(name, line) for every name imported at the top level of an export cell with
+    `from coursekit.<module> import a, b as c` (the bound names: `a`, `c`): a lesson exports the support
+    code it puts in front of students. Star imports give nothing here (`coursekit_star_errors` refuses them)."""
+    for node in stmts:
+        if _coursekit_import(node):
+            yield from ((a.asname or a.name, node.lineno) for a in node.names if a.name != '*')
+
+
+def coursekit_star_errors(cells, shown):
+    """An error message for each `from coursekit.<module> import *` in the export cells: the names a lesson
+    takes from `coursekit` are listed, so that they are exported and a reader sees where they come from."""
+    return [f'{shown}: cell {i} (line {node.lineno}): `from {node.module} import *` in an export cell; name the '
+            f'imports (`from {node.module} import a, b`): the lesson exports exactly those'
+            for i, text in cells for node in ast.walk(ast.parse(text))
+            if _coursekit_import(node) and any(a.name == '*' for a in node.names)]
+
+
 def defined_names(cells):
-    """{public name: cell index} for the names the export cells define (first definition wins)."""
+    """{public name: cell index} for the names the export cells define, or import from `coursekit.<module>`
+    (first definition wins)."""
     out = {}
     for i, text in cells:
-        for name, _ in _defined(ast.parse(text).body):
+        body = ast.parse(text).body
+        for name, _ in sorted([*_defined(body), *_reexported(body)], key=lambda o: o[1]):
             if not name.startswith('_'): out.setdefault(name, i)
     return out
 
@@ -234,9 +262,11 @@ def retired_names(cells, shown):
 
 
 def module_all(cells, shown, previous_all, base):
-    """`__all__` of a module: the `base` module's `__all__` plus the public names the export cells define,
-    minus the names retired with `# retire:`; returns (list of names, error messages)."""
+    """`__all__` of a module: the `base` module's `__all__` plus the public names the export cells define
+    (or import from `coursekit.<module>`), minus the names retired with `# retire:`; returns (list of names,
+    error messages)."""
     retired, errors = retired_names(cells, shown)
+    errors += coursekit_star_errors(cells, shown)
     defined = defined_names(cells)
     prev = list(previous_all or [])
     for name, i in retired.items():

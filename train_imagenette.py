@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
-from exp.nb_00 import URLs, untar_data
+from coursekit.datasets import URLs, untar_data
 from exp.nb_04 import Callback
 from exp.nb_05b import CancelFitException
 from exp.nb_06 import default_device

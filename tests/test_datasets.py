@@ -1,15 +1,19 @@
-"""Dataset helpers of exp.nb_00: download (local HTTP server), mirror verification, safe extraction.
+"""The dataset helpers of coursekit.datasets (lesson 00 exports them): download (local HTTP server), mirror
+verification, safe extraction, and writes through coursekit.files (whole or absent, leftovers of a kill removed).
 
 Every test gets its own data folder (EXP_DATA=tmp) and no mirror unless it makes one; the HTTP server
 binds 127.0.0.1 on a free port and is shut down at the end of each test.
 """
-import hashlib, http.server, io, os, random, shutil, socket, stat, tarfile, threading, time, zipfile
+import hashlib, http.server, io, os, random, shutil, signal, socket, stat, subprocess, sys, tarfile, textwrap
+import threading, time, zipfile
 from pathlib import Path
 
 import pytest
 
-from exp.nb_00 import (DATASETS, URLs, DatasetError, data_dir, download_data, extract_archive, ls, mirror_dir,
-                       repo_root, untar_data, url_filename)
+import coursekit.datasets as ds
+from coursekit.datasets import (DATASETS, URLs, DatasetError, data_dir, download_data, extract_archive, mirror_dir,
+                                repo_root, untar_data, url_filename)
+from coursekit.files import leftovers
 
 ROOT = Path(__file__).resolve().parents[1]
 # The shared mirror: tests/conftest.py sets EXP_MIRROR to it when it exists.
@@ -26,6 +30,9 @@ def closed_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
+
+
+def ls(path): return sorted(Path(path).iterdir())
 
 
 def everything_under(folder):
@@ -442,3 +449,136 @@ def test_links_that_stay_inside_the_final_tree_are_kept(tmp_path, kind):
     assert escaping_links_under(path) == []
     assert sorted(n for n, _ in links) == sorted(f'lt/{p}' for p in everything_under(path) if (path / p).is_symlink())
     assert (path / 'sub' / 'back').read_text() == ('fine' if kind == 'zip' else 'hello')
+
+
+# ---------------------------------------------------------------- the repository root, from coursekit/
+
+def test_repo_root_is_the_checkout_from_any_folder(tmp_path):
+    "coursekit/ sits beside exp/: the root is found from the module's own place, whatever the working directory."
+    assert repo_root() == ROOT
+    env = {**os.environ, 'PYTHONPATH': str(ROOT)}
+    env.pop('EXP_DATA', None)
+    out = subprocess.run([sys.executable, '-c', 'from coursekit.datasets import repo_root, data_dir\n'
+                          'print(repo_root()); print(data_dir())'], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=60, check=True).stdout.split('\n')
+    assert out[:2] == [str(ROOT), str(ROOT / 'data')]
+
+
+# ---------------------------------------------------------------- writes through coursekit.files
+
+def hidden_under(folder):
+    "Hidden entries (temporaries of coursekit.files) anywhere under `folder`."
+    return [p for p in everything_under(folder) if any(part.startswith('.') for part in Path(p).parts)]
+
+
+def test_download_is_written_through_atomic_writer(data):
+    "While the bytes arrive they go to a coursekit.files temporary beside the file; the file appears whole at the end."
+    body, seen = blob(3_000_000, seed=7), []
+    src, dest = io.BytesIO(body), data / 'big.bin'
+    def read(n):
+        seen.append((dest.exists(), [kind for _, _, kind in leftovers(dest)]))
+        return src.read(n)
+    assert ds._save_stream(read, dest, 'a test stream', sha(body), len(body)) == dest
+    assert dest.read_bytes() == body and everything_under(data) == ['big.bin']
+    assert len(seen) > 2 and all(s == (False, ['tmp']) for s in seen), seen
+
+
+def test_failing_download_keeps_nothing_and_keeps_the_old_file(data, server):
+    "A cut transfer or a wrong checksum leaves neither a new file nor a temporary, and a forced refresh keeps the old one."
+    server.files['/short/f.bin'] = blob(100_000, seed=8)
+    with pytest.raises(DatasetError, match='cut short'): download_data(server.url('/short/f.bin'))
+    assert everything_under(data) == []
+    old = data / 'g.bin'
+    old.write_bytes(b'the old file')
+    server.files['/g.bin'] = blob(50_000, seed=9)
+    with pytest.raises(DatasetError, match='checksum'): download_data(server.url('/g.bin'), sha256='0' * 64, force=True)
+    assert old.read_bytes() == b'the old file' and everything_under(data) == ['g.bin']
+
+
+def run_and_kill(code, **env):
+    """Run `code` in a fresh interpreter (repository importable) that SIGKILLs itself where the code says so;
+    returns the dead process's result. Its temporaries stay behind, named after a process that is gone."""
+    full = 'import os, signal\ndef die(*a, **k): os.kill(os.getpid(), signal.SIGKILL)\n' + textwrap.dedent(code)
+    res = subprocess.run([sys.executable, '-c', full], env={**os.environ, 'PYTHONPATH': str(ROOT), **env},
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == -signal.SIGKILL, res.stderr
+    return res
+
+
+def test_killed_download_leaves_only_a_temporary_that_the_next_download_removes(data, server):
+    body = blob(2_000_000, seed=10)
+    server.files['/k.bin'] = body
+    run_and_kill(f'''
+        import io
+        from pathlib import Path
+        import coursekit.datasets as ds
+        src = io.BytesIO(bytes(2_000_000))
+        def read(n):
+            if src.tell(): die()             # killed with the first megabyte written
+            return src.read(n)
+        ds._save_stream(read, Path({str(data / 'k.bin')!r}), 'a test stream')
+        ''')
+    assert not (data / 'k.bin').exists()
+    assert [kind for _, _, kind in leftovers(data / 'k.bin')] == ['tmp']           # the killed writer's file
+    assert download_data(server.url('/k.bin')).read_bytes() == body
+    assert everything_under(data) == ['k.bin']                                      # the leftover is gone
+
+
+def _killed_extraction(arc, dest, replace=False):
+    "Extract `arc` to `dest` in a process killed after the archive is extracted and checked, before the swap."
+    run_and_kill(f'''
+        import coursekit.datasets as ds
+        check = ds._check_final_links
+        def check_then_die(*a):
+            check(*a)
+            die()
+        ds._check_final_links = check_then_die
+        ds.extract_archive({str(arc)!r}, {str(dest)!r}, replace={replace})
+        ''')
+
+
+def test_killed_extraction_leaves_no_dataset_and_the_next_call_tidies(tmp_path):
+    arc = make_tar(tmp_path / 'pack.tgz', [tar_file('pack/a.txt', b'A'), tar_file('pack/sub/b.txt', b'B')])
+    data = tmp_path / 'data'
+    _killed_extraction(arc, data / 'pack')
+    assert not (data / 'pack').exists()                                             # never half a dataset
+    assert len(leftovers(data / 'pack')) == 2 and hidden_under(data)               # scratch and the folder to swap in
+    path = extract_archive(arc, data / 'pack')
+    assert everything_under(data) == ['pack', 'pack/a.txt', 'pack/sub', 'pack/sub/b.txt']   # no hidden leftovers
+    assert (path / 'sub' / 'b.txt').read_text() == 'B'
+
+
+def test_killed_forced_extraction_keeps_the_old_dataset_whole(tmp_path):
+    data = tmp_path / 'data'
+    old = make_tar(tmp_path / 'old.tgz', [tar_file('pack/a.txt', b'old'), tar_file('pack/only_old.txt', b'o')])
+    new = make_tar(tmp_path / 'new.tgz', [tar_file('pack/a.txt', b'new'), tar_file('pack/only_new.txt', b'n')])
+    extract_archive(old, data / 'pack')
+    _killed_extraction(new, data / 'pack', replace=True)
+    assert everything_under(data / 'pack') == ['a.txt', 'only_old.txt'] and (data / 'pack' / 'a.txt').read_text() == 'old'
+    extract_archive(new, data / 'pack', replace=True)
+    assert everything_under(data) == ['pack', 'pack/a.txt', 'pack/only_new.txt']   # whole new, nothing hidden
+    assert (data / 'pack' / 'a.txt').read_text() == 'new'
+
+
+def test_failed_forced_extraction_keeps_the_old_dataset_and_no_temporaries(tmp_path):
+    data = tmp_path / 'data'
+    extract_archive(make_tar(tmp_path / 'ok.tgz', [tar_file('ds/a.txt', b'A')]), data / 'ds')
+    bad = make_tar(tmp_path / 'bad.tgz', [tar_file('ds/b.txt', b'B'), tar_file('ds/../../evil.txt')])
+    with pytest.raises(DatasetError, match='refusing'): extract_archive(bad, data / 'ds', replace=True)
+    (tmp_path / 'damaged.tgz').write_bytes(blob(3000, seed=11))
+    with pytest.raises(DatasetError, match='damaged'): extract_archive(tmp_path / 'damaged.tgz', data / 'ds', replace=True)
+    assert everything_under(data) == ['ds', 'ds/a.txt']
+
+
+def test_extraction_finished_first_by_another_process_is_kept(tmp_path, monkeypatch):
+    "Two extractions of the same dataset: the first to finish wins, the second drops its copy (keep_existing)."
+    arc = make_tar(tmp_path / 'pack.tgz', [tar_file('pack/a.txt', b'mine')])
+    dest = tmp_path / 'data' / 'pack'
+    check = ds._check_final_links
+    def other_process_finishes(*a):
+        check(*a)
+        dest.mkdir()
+        (dest / 'a.txt').write_text('theirs')
+    monkeypatch.setattr(ds, '_check_final_links', other_process_finishes)
+    assert extract_archive(arc, dest) == dest
+    assert everything_under(dest.parent) == ['pack', 'pack/a.txt'] and (dest / 'a.txt').read_text() == 'theirs'

@@ -1,4 +1,5 @@
-"""The test helpers of exp.nb_00: each passes when it should and fails (AssertionError) when it should."""
+"""The test helpers of exp.nb_00: each passes when it should and fails (AssertionError) when it should; and the
+dataset names lesson 00 exports from coursekit.datasets (tested themselves in test_datasets.py)."""
 import operator
 
 import numpy as np
@@ -103,3 +104,29 @@ def test_test_raises(capsys):
     with pytest.raises(AssertionError, match='does not contain'):
         test_raises(lambda: 1 / 0, ZeroDivisionError, 'by ten')
     test_raises(lambda: test_eq(1, 2), AssertionError, '==')
+
+
+# the names students call from `exp.nb_00` (and from every later star import), implemented in coursekit.datasets
+DATASET_NAMES = ['URLs', 'DatasetInfo', 'DATASETS', 'DatasetError', 'repo_root', 'data_dir', 'mirror_dir',
+                 'url_filename', 'file_sha256', 'mirror_checksum', 'DOWNLOAD_TIMEOUT', 'download_data', 'check_sha256',
+                 'ARCHIVE_EXTS', 'archive_stem', 'extract_archive', 'untar_data']
+
+
+def test_nb00_exports_the_dataset_names_of_coursekit():
+    import coursekit.datasets as ds
+    import exp.nb_00 as nb00
+    assert DATASET_NAMES == ds.__all__
+    for name in DATASET_NAMES:
+        assert name in nb00.__all__, name
+        assert getattr(nb00, name) is getattr(ds, name), name                  # the same objects, not copies
+    assert 'ls' in nb00.__all__ and 'progress_bar' not in nb00.__all__ and 'coursekit' not in nb00.__all__
+
+
+def test_later_lessons_still_get_the_dataset_names():
+    "A star import of a later module gives them, and exp/nb_12.py's explicit import of exp.nb_00 works."
+    import coursekit.datasets as ds
+    ns = {}
+    exec('from exp.nb_01 import *', ns)
+    assert all(ns[name] is getattr(ds, name) for name in DATASET_NAMES)
+    exec('from exp.nb_00 import URLs, untar_data, data_dir, test_eq, test_raises', ns)
+    assert ns['untar_data'] is ds.untar_data

@@ -503,3 +503,27 @@ def test_retire_inside_a_string_is_not_a_marker(repo):
     write_nb(repo, '02_b.ipynb', code('#export\nfrom exp.nb_01 import *\ndoc = """\n# retire: a\n"""\nx = 1  # retire: a'))
     assert run(repo) == 0
     assert all_of(repo, 'nb_02') == ['a', 'doc', 'x']
+
+
+def test_names_imported_from_coursekit_are_exported(repo):
+    "`from coursekit.<module> import a, b as c` in an export cell exports `a` and `c`; other imports export nothing."
+    (repo / 'coursekit').mkdir()
+    (repo / 'coursekit' / '__init__.py').write_text('')
+    (repo / 'coursekit' / 'things.py').write_text('a = b = e = _private = 1\n')
+    write_nb(repo, '01_a.ipynb',
+             code('#export\nimport coursekit.things\nfrom coursekit import things\nfrom os.path import join\n'
+                  'x = 1\nfrom coursekit.things import (a,\n    b as c, _private)\ny = 2'),
+             code('#export\nif True:\n    from coursekit.things import e   # not at the top level of the cell\n'))
+    write_nb(repo, '02_b.ipynb', code('#export\nfrom exp.nb_01 import *\n# retire: c - a test\nfrom coursekit.things import e'))
+    assert run(repo) == 0
+    assert all_of(repo, 'nb_01') == ['x', 'a', 'c', 'y'] == imported_all(repo, 'nb_01')    # in the order of the cells
+    assert all_of(repo, 'nb_02') == ['x', 'a', 'y', 'e'] == imported_all(repo, 'nb_02')
+    assert "__all__ = [n for n in _base_all if n not in {'c'}] + ['e']\n" in (repo / 'exp' / 'nb_02.py').read_text()
+
+
+def test_star_import_from_coursekit_exits_2(repo, capsys):
+    write_nb(repo, '01_a.ipynb', code('#export\nx = 1'), code('#export\nfrom coursekit.things import *'))
+    assert run(repo) == 2
+    err = capsys.readouterr().err
+    assert 'nbs/01_a.ipynb: cell 1 (line 2)' in err and 'from coursekit.things import *' in err and 'name the imports' in err
+    assert modules(repo) == []

@@ -17,7 +17,7 @@ import argparse
 import os
 import time
 
-from exp.nb_00 import URLs, untar_data
+from coursekit.datasets import URLs, untar_data
 import spacy
 
 import exp.nb_12 as nb12

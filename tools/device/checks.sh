@@ -74,7 +74,7 @@ else
         echo "checks.sh 2: the joined archive does not match the mirror's SHA-256: run prepare.sh here again" | tee -a "$SUMMARY"
         exit 1
     fi
-    check untar 120 "$PY" -c 'from exp.nb_00 import URLs, untar_data; print(untar_data(URLs.IMAGENETTE_160))'
+    check untar 120 "$PY" -c 'from coursekit.datasets import URLs, untar_data; print(untar_data(URLs.IMAGENETTE_160))'
     workers=$(( $(nproc) - 2 )); [ $workers -gt 12 ] && workers=12
     run=(--arch xresnet34 --size 128 --epochs 5)          # lesson 11's full values (bs 64, lr 1e-2, Adam, ls 0.1)
     tests=(tests/test_train_imagenette.py tests/test_nb11_xresnet.py tests/test_nb08_data_block.py tests/test_nb11a_transfer.py)
