@@ -13,8 +13,8 @@ escapes or a syntax error in an export cell all stop the run (exit status 2) wit
 Every module starts with `__all__`: the `__all__` of the module its first export cell star-imports
 (`from exp.nb_05 import *`), plus the public names its export cells define (def, class, assignment;
 not imports, not `_private`) and the names they import from the support package with
-`from coursekit.<module> import a, b` (explicit names at the top level of a cell; a star import from
-`coursekit` is an error), minus names retired with a comment line `# retire: Name1, Name2 - reason`
+`from coursekit.<module> import a, b` (explicit names, where an assignment would count; a star import
+from `coursekit` is an error), minus names retired with a comment line `# retire: Name1, Name2 - reason`
 (see CONTRIBUTING.md). Retiring a name the previous module does not export, or one this notebook
 defines again, is an error. The file lists only what the module changes: it imports the previous
 `__all__` as `_base_all` and adds its own names (`__all__ = _base_all + [...]`), so the names of a
@@ -190,10 +190,18 @@ def _is_add_to_class(d):
     return (isinstance(f, ast.Name) and f.id == 'add_to_class') or (isinstance(f, ast.Attribute) and f.attr == 'add_to_class')
 
 
+def _coursekit_import(node):
+    "Is `node` a `from coursekit.<module> import ...` statement?"
+    return (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module is not None
+            and node.module.startswith('coursekit.'))
+
+
 def _defined(stmts):
-    """(name, line) for every name a block of module-level statements binds by def, class or assignment
-    (descending into if/try/with bodies, which run at import time); imports, loop variables and methods
-    attached to a class with `@add_to_class(Cls)` excluded."""
+    """(name, line) for every name a block of module-level statements binds by def, class or assignment, or
+    imports from the support package with `from coursekit.<module> import a, b as c` (the bound names: `a`, `c`;
+    a lesson exports the support code it puts in front of students), descending into if/try/with bodies, which
+    run at import time; other imports, loop variables and methods attached to a class with
+    `@add_to_class(Cls)` excluded. Star imports give nothing here (`coursekit_star_errors` refuses them)."""
     for node in stmts:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             if not any(_is_add_to_class(d) for d in node.decorator_list): yield node.name, node.lineno
@@ -201,28 +209,13 @@ def _defined(stmts):
             for t in node.targets: yield from ((n, node.lineno) for n in _target_names(t))
         elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
             yield from ((n, node.lineno) for n in _target_names(node.target))
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or '').split('.')[0] == 'coursekit':
+        elif _coursekit_import(node):
             yield from ((a.asname or a.name, node.lineno) for a in node.names if a.name != '*')
         elif isinstance(node, (ast.If, ast.With, ast.Try, getattr(ast, 'TryStar', ast.Try))):
             yield from _defined(node.body)
             yield from _defined(getattr(node, 'orelse', []))
             for h in getattr(node, 'handlers', []): yield from _defined(h.body)
             yield from _defined(getattr(node, 'finalbody', []))
-
-
-def _coursekit_import(node):
-    "Is `node` a `from coursekit.<module> import ...` statement?"
-    return (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module is not None
-            and node.module.startswith('coursekit.'))
-
-
-def _reexported(stmts):
-    """(name, line) for every name imported at the top level of an export cell with
-    `from coursekit.<module> import a, b as c` (the bound names: `a`, `c`): a lesson exports the support
-    code it puts in front of students. Star imports give nothing here (`coursekit_star_errors` refuses them)."""
-    for node in stmts:
-        if _coursekit_import(node):
-            yield from ((a.asname or a.name, node.lineno) for a in node.names if a.name != '*')
 
 
 def coursekit_star_errors(cells, shown):
@@ -239,8 +232,7 @@ def defined_names(cells):
     (first definition wins)."""
     out = {}
     for i, text in cells:
-        body = ast.parse(text).body
-        for name, _ in sorted([*_defined(body), *_reexported(body)], key=lambda o: o[1]):
+        for name, _ in _defined(ast.parse(text).body):
             if not name.startswith('_'): out.setdefault(name, i)
     return out
 

@@ -513,12 +513,14 @@ def test_names_imported_from_coursekit_are_exported(repo):
     write_nb(repo, '01_a.ipynb',
              code('#export\nimport coursekit.things\nfrom coursekit import things\nfrom os.path import join\n'
                   'x = 1\nfrom coursekit.things import (a,\n    b as c, _private)\ny = 2'),
-             code('#export\nif True:\n    from coursekit.things import e   # not at the top level of the cell\n'))
-    write_nb(repo, '02_b.ipynb', code('#export\nfrom exp.nb_01 import *\n# retire: c - a test\nfrom coursekit.things import e'))
+             code('#export\ntry:\n    from coursekit.things import e   # where an assignment would count\n'
+                  'except ImportError:\n    e = None\nfor _ in range(1):\n    from coursekit.things import b   # a loop: no'))
+    write_nb(repo, '02_b.ipynb', code('#export\nfrom exp.nb_01 import *\n# retire: c - a test\n'
+                                      'from coursekit.things import e, b'))
     assert run(repo) == 0
-    assert all_of(repo, 'nb_01') == ['x', 'a', 'c', 'y'] == imported_all(repo, 'nb_01')    # in the order of the cells
-    assert all_of(repo, 'nb_02') == ['x', 'a', 'y', 'e'] == imported_all(repo, 'nb_02')
-    assert "__all__ = [n for n in _base_all if n not in {'c'}] + ['e']\n" in (repo / 'exp' / 'nb_02.py').read_text()
+    assert all_of(repo, 'nb_01') == ['x', 'a', 'c', 'y', 'e'] == imported_all(repo, 'nb_01')   # in the order of the cells
+    assert all_of(repo, 'nb_02') == ['x', 'a', 'y', 'e', 'b'] == imported_all(repo, 'nb_02')
+    assert "__all__ = [n for n in _base_all if n not in {'c'}] + ['b']\n" in (repo / 'exp' / 'nb_02.py').read_text()
 
 
 def test_star_import_from_coursekit_exits_2(repo, capsys):
