@@ -137,7 +137,7 @@ def _save_stream(read, dest, source, expected=None, total=None, progress=False):
     written only if the length is `total` (when known) and the SHA-256 is `expected` (when given)"""
     pb = None
     try:
-        with atomic_writer(dest) as f:        # a temporary file beside dest; renamed over it only at the end
+        with atomic_writer(dest, new_mode=0o644) as f:   # a temporary file beside dest, renamed over it at the end
             h, done = hashlib.sha256(), 0
             if progress:
                 pb = progress_bar(None, total=total if total else 'noinfer', leave=False)
