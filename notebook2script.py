@@ -16,9 +16,11 @@ not imports, not `_private`) and the names they import from the support package 
 `from coursekit.<module> import a, b` (explicit names, where an assignment would count; a star import
 from `coursekit` is an error), minus names retired with a comment line `# retire: Name1, Name2 - reason`
 (see CONTRIBUTING.md). Retiring a name the previous module does not export, or one this notebook
-defines again, is an error. The file lists only what the module changes: it imports the previous
-`__all__` as `_base_all` and adds its own names (`__all__ = _base_all + [...]`), so the names of a
-lesson are written once, in its own module.
+defines again, is an error. So is a function attached to a class with `@add_to_class(Cls)` whose name
+the previous module exports (unless this notebook retires it) or this notebook defines: the decorator
+returns the function, so the module name would silently become the method. The file lists only what
+the module changes: it imports the previous `__all__` as `_base_all` and adds its own names
+(`__all__ = _base_all + [...]`), so the names of a lesson are written once, in its own module.
 
 Stdlib only, so it runs before anything is installed; notebook reading, natural order and atomic
 writes come from `nbio.py`. Importable: `module_name`, `export_cells`,
@@ -196,26 +198,33 @@ def _coursekit_import(node):
             and node.module.startswith('coursekit.'))
 
 
-def _defined(stmts):
-    """(name, line) for every name a block of module-level statements binds by def, class or assignment, or
-    imports from the support package with `from coursekit.<module> import a, b as c` (the bound names: `a`, `c`;
+def _bindings(stmts):
+    """(name, line, attached) for every name a block of module-level statements binds by def, class or assignment,
+    or imports from the support package with `from coursekit.<module> import a, b as c` (the bound names: `a`, `c`;
     a lesson exports the support code it puts in front of students), descending into if/try/with bodies, which
-    run at import time; other imports, loop variables and methods attached to a class with
-    `@add_to_class(Cls)` excluded. Star imports give nothing here (`coursekit_star_errors` refuses them)."""
+    run at import time; other imports and loop variables excluded. Star imports give nothing here
+    (`coursekit_star_errors` refuses them). `attached` is True for a function decorated with `@add_to_class(Cls)`:
+    a method of `Cls`, although the decorator's return value still binds the name in the module."""
     for node in stmts:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            if not any(_is_add_to_class(d) for d in node.decorator_list): yield node.name, node.lineno
+            yield node.name, node.lineno, any(_is_add_to_class(d) for d in node.decorator_list)
         elif isinstance(node, ast.Assign):
-            for t in node.targets: yield from ((n, node.lineno) for n in _target_names(t))
+            for t in node.targets: yield from ((n, node.lineno, False) for n in _target_names(t))
         elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
-            yield from ((n, node.lineno) for n in _target_names(node.target))
+            yield from ((n, node.lineno, False) for n in _target_names(node.target))
         elif _coursekit_import(node):
-            yield from ((a.asname or a.name, node.lineno) for a in node.names if a.name != '*')
+            yield from ((a.asname or a.name, node.lineno, False) for a in node.names if a.name != '*')
         elif isinstance(node, (ast.If, ast.With, ast.Try, getattr(ast, 'TryStar', ast.Try))):
-            yield from _defined(node.body)
-            yield from _defined(getattr(node, 'orelse', []))
-            for h in getattr(node, 'handlers', []): yield from _defined(h.body)
-            yield from _defined(getattr(node, 'finalbody', []))
+            yield from _bindings(node.body)
+            yield from _bindings(getattr(node, 'orelse', []))
+            for h in getattr(node, 'handlers', []): yield from _bindings(h.body)
+            yield from _bindings(getattr(node, 'finalbody', []))
+
+
+def _defined(stmts):
+    """(name, line) for the module names a block binds (`_bindings`); methods attached to a class with
+    `@add_to_class(Cls)` excluded."""
+    yield from ((name, line) for name, line, attached in _bindings(stmts) if not attached)
 
 
 def coursekit_star_errors(cells, shown):
@@ -235,6 +244,13 @@ def defined_names(cells):
         for name, _ in _defined(ast.parse(text).body):
             if not name.startswith('_'): out.setdefault(name, i)
     return out
+
+
+def attached_names(cells):
+    """[(public name, cell index, line)] for the functions the export cells attach to a class with
+    `@add_to_class(Cls)`, in order."""
+    return [(name, i, line) for i, text in cells
+            for name, line, attached in _bindings(ast.parse(text).body) if attached and not name.startswith('_')]
 
 
 def retired_names(cells, shown):
@@ -268,6 +284,14 @@ def module_all(cells, shown, previous_all, base):
             errors.append(f'{shown}: cell {i}: retires {name!r}, but {src}')
         if name in defined:
             errors.append(f'{shown}: cell {i}: retires {name!r}, but cell {defined[name]} of the same notebook defines it')
+    for name, i, line in attached_names(cells):     # `@add_to_class(C) def fit` rebinds the module's `fit` too
+        if name in defined:
+            errors.append(f'{shown}: cell {i} (line {line}): @add_to_class method {name!r} rebinds the module name '
+                          f'{name!r} that cell {defined[name]} of the same notebook defines; give one of them another name')
+        elif name in prev and name not in retired:
+            errors.append(f'{shown}: cell {i} (line {line}): @add_to_class method {name!r} rebinds the module name '
+                          f'{name!r} that {base} exports; retire it in this notebook ("# retire: {name} - reason") '
+                          'or give the method another name')
     names = [n for n in prev if n not in retired]
     names += [n for n in defined if n not in set(prev)]
     return names, errors

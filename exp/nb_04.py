@@ -2,8 +2,9 @@
 # edit the notebook, then run `python notebook2script.py`.
 
 from exp.nb_03 import __all__ as _base_all
-__all__ = _base_all + ['DataBunch', 'get_model', 'Learner', 'listify', 'camel2snake', 'Callback',
-    'TrainEvalCallback', 'Runner', 'AvgStats', 'AvgStatsCallback']
+__all__ = [n for n in _base_all if n not in {'fit'}] + ['DataBunch', 'get_model', 'Learner',
+    'listify', 'camel2snake', 'Callback', 'TrainEvalCallback', 'Runner', 'AvgStats',
+    'AvgStatsCallback']
 
 
 from exp.nb_03 import *
@@ -153,6 +154,7 @@ def all_batches(self, dl):
         if self.stop: break
 
 
+# retire: fit - lesson 03's fit function is replaced by the method Runner.fit
 @add_to_class(Runner)
 def fit(self, epochs, learn):
     self.epochs, self.learn, self.stop = epochs, learn, False

@@ -89,6 +89,17 @@ def test_all_of_every_module_lists_live_objects_only():
         assert not [n for n in m.__all__ if n.startswith('_')], module
 
 
+def test_all_holds_no_method_attached_with_add_to_class():
+    """`@add_to_class(Cls) def fit(self, ...)` returns the method, which then sits under the module name `fit`:
+    an exported name must not be such a method (lesson 04 retires lesson 03's `fit` for that reason)."""
+    for module in MODULES:
+        m = importlib.import_module(f'exp.{module}')
+        methods = [n for n in m.__all__ if isinstance(getattr(m, n), types.FunctionType)
+                   and '.' in getattr(m, n).__qualname__ and '<locals>' not in getattr(m, n).__qualname__]
+        assert not methods, f'exp.{module}.__all__ exports methods of classes: ' + \
+            ', '.join(f'{n} ({getattr(m, n).__qualname__})' for n in methods)
+
+
 def test_nb_10c_all_holds_no_modules():
     m = importlib.import_module('exp.nb_10c')
     mods = [n for n in m.__all__ if isinstance(getattr(m, n), types.ModuleType)]

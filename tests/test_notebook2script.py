@@ -529,3 +529,39 @@ def test_star_import_from_coursekit_exits_2(repo, capsys):
     err = capsys.readouterr().err
     assert 'nbs/01_a.ipynb: cell 1 (line 2)' in err and 'from coursekit.things import *' in err and 'name the imports' in err
     assert modules(repo) == []
+
+
+# `@add_to_class(K) def fit(self)` returns the function, so the module name `fit` becomes the method: refused
+# when an exported name (of the base module, not retired here, or of this notebook) would be rebound that way.
+_ADD = '#export\ndef add_to_class(cls):\n    def _add(f): setattr(cls, f.__name__, f); return f\n    return _add\n'
+
+
+@pytest.mark.parametrize('cells,words', [
+    (['#export\nfrom exp.nb_01 import *\n@add_to_class(K)\ndef fit(self): pass'],
+     ['nbs/02_b.ipynb', 'cell 0', 'line 4', "@add_to_class method 'fit'", 'nb_01', '# retire: fit']),
+    (['#export\nfrom exp.nb_01 import *', 'x = 1', '#export\nif True:\n    @x.add_to_class(K)\n    def fit(self): pass'],
+     ['nbs/02_b.ipynb', 'cell 2', 'line 4', "'fit'", 'nb_01']),
+    (['#export\nfrom exp.nb_01 import *\ndef go(): pass', '#export\n@add_to_class(K)\ndef go(self): pass'],
+     ['nbs/02_b.ipynb', 'cell 1', 'line 3', "'go'", 'cell 0 of the same notebook']),
+    (['#export\nfrom exp.nb_01 import *\n@add_to_class(K)\ndef go(self): pass\ndef go(): pass'],
+     ['nbs/02_b.ipynb', 'cell 0', 'line 4', "'go'", 'cell 0 of the same notebook']),
+])
+def test_add_to_class_rebinding_an_exported_name_exits_2(repo, capsys, cells, words):
+    write_nb(repo, '01_a.ipynb', code(_ADD + 'class K: pass\ndef fit(epochs): pass'))
+    write_nb(repo, '02_b.ipynb', *[code(c) for c in cells])
+    assert run(repo) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith('notebook2script: error: ') and all(w in err[0] for w in words), err
+    assert modules(repo) == []
+    res = subprocess.run([sys.executable, str(SCRIPT), '--nbs', 'nbs', '--exp', 'exp'], cwd=repo, capture_output=True, text=True)
+    assert res.returncode == 2 and res.stdout == '' and res.stderr.count('\n') == 1 and modules(repo) == []
+
+
+def test_add_to_class_may_rebind_a_retired_or_unexported_name(repo):
+    write_nb(repo, '01_a.ipynb', code(_ADD + 'class K: pass\ndef fit(epochs): pass\n_hidden = 1'))
+    write_nb(repo, '02_b.ipynb', code('#export\nfrom exp.nb_01 import *\n# retire: fit - now a method of K\n'
+                                      '@add_to_class(K)\ndef fit(self): pass\n@add_to_class(K)\ndef _hidden(self): pass\n'
+                                      '@add_to_class(K)\ndef reset(self): pass'))
+    write_nb(repo, '03_c.ipynb', code('#export\nfrom exp.nb_02 import *\n@add_to_class(K)\ndef fit(self, n): pass'))
+    assert run(repo) == 0
+    assert all_of(repo, 'nb_02') == ['add_to_class', 'K'] and all_of(repo, 'nb_03') == ['add_to_class', 'K']
