@@ -2,8 +2,8 @@
 # edit the notebook, then run `python notebook2script.py`.
 
 from exp.nb_06 import __all__ as _base_all
-__all__ = _base_all + ['StatNorm', 'BatchNorm', 'LayerNorm', 'InstanceNorm', 'GroupNorm',
-    'RunningBatchNorm']
+__all__ = _base_all + ['StatNorm', 'BatchNorm', 'conv_bn_layer', 'LayerNorm', 'InstanceNorm',
+    'GroupNorm', 'RunningBatchNorm']
 
 
 from exp.nb_06 import *
@@ -52,11 +52,10 @@ class BatchNorm(StatNorm):
         return ((xf - m) / (v + self.eps).sqrt() * self.mults + self.adds).to(x.dtype)
 
 
-def conv_layer(ni, nf, ks=3, stride=2, bn=True, **kwargs):
-    "Conv (padding `ks//2`), `GeneralRelu(**kwargs)`, then `nn.BatchNorm2d` if `bn` (the conv has no bias then)."
-    layers = [nn.Conv2d(ni, nf, ks, padding=ks//2, stride=stride, bias=not bn), GeneralRelu(**kwargs)]
-    if bn: layers.append(nn.BatchNorm2d(nf, eps=1e-5, momentum=0.1))
-    return nn.Sequential(*layers)
+def conv_bn_layer(ni, nf, ks=3, stride=2, **kwargs):
+    "Conv without bias (padding `ks//2`), `GeneralRelu(**kwargs)`, then `nn.BatchNorm2d`: 06's `conv_layer` + batch norm"
+    return nn.Sequential(nn.Conv2d(ni, nf, ks, padding=ks//2, stride=stride, bias=False), GeneralRelu(**kwargs),
+                         nn.BatchNorm2d(nf, eps=1e-5, momentum=0.1))
 
 
 class LayerNorm(StatNorm):

@@ -2,9 +2,9 @@
 # edit the notebook, then run `python notebook2script.py`.
 
 from exp.nb_10c import __all__ as _base_all
-__all__ = _base_all + ['xconv_layer', 'ResBlock', 'XResNet', 'xresnet18', 'xresnet34', 'xresnet50',
-    'xresnet101', 'xresnet152', 'xresnets', 'class_sample', 'imagenette_split', 'create_phases',
-    'sched_1cycle', 'cnn_learner']
+__all__ = _base_all + ['xconv_layer', 'ResBlock', 'init_xresnet', 'XResNet', 'xresnet18',
+    'xresnet34', 'xresnet50', 'xresnet101', 'xresnet152', 'xresnets', 'class_sample',
+    'imagenette_split', 'create_phases', 'sched_1cycle', 'cnn_learner']
 
 
 from exp.nb_10c import *
@@ -44,7 +44,7 @@ class ResBlock(nn.Module):
     def forward(self, x): return self.act(self.convs(x) + self.idconv(self.pool(x)))
 
 
-def init_cnn(m, uniform=False):
+def init_xresnet(m, uniform=False):
     "Kaiming init (ReLU gain) of the weights of every conv and linear layer of `m`; zero biases"
     f = nn.init.kaiming_uniform_ if uniform else nn.init.kaiming_normal_
     for l in m.modules():
@@ -70,7 +70,7 @@ class XResNet(nn.Sequential):
         res = cls(*stem, nn.MaxPool2d(3, stride=2, padding=1), *stages,
                   nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(nfs[len(layers)] * expansion, c_out))
         res.expansion, res.layers, res.c_in, res.c_out = expansion, list(layers), c_in, c_out
-        return init_cnn(res)
+        return init_xresnet(res)
 
 
 @add_to_class(XResNet)

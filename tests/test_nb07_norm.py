@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from exp.nb_00 import test_eq, test_near, test_raises
 from exp.nb_04 import DataBunch
 from exp.nb_06 import GeneralRelu, get_cnn_model
-from exp.nb_07 import BatchNorm, GroupNorm, InstanceNorm, LayerNorm, RunningBatchNorm, conv_layer, init_cnn
+from exp.nb_07 import (BatchNorm, GroupNorm, InstanceNorm, LayerNorm, RunningBatchNorm, conv_bn_layer, conv_layer,
+                       init_cnn)
 
 
 def batches(n, bs=8, nf=5, size=4, seed=0):
@@ -99,14 +100,18 @@ def test_groupnorm_bad_groups():
     test_raises(lambda: GroupNorm(4, 6), ValueError, contains='num_groups=4')
 
 
-def test_conv_layer_with_and_without_bn():
-    bn_layer = conv_layer(3, 8, bn=True, leak=0.1)
+def test_conv_bn_layer_and_the_plain_conv_layer_of_06():
+    "07 adds batch norm under a new name, `conv_bn_layer`; `conv_layer` keeps lesson 06's meaning (no silent redefinition)."
+    import exp.nb_06, exp.nb_07
+    assert exp.nb_07.conv_layer is exp.nb_06.conv_layer
+    bn_layer = conv_bn_layer(3, 8, leak=0.1)
     assert isinstance(bn_layer[-1], nn.BatchNorm2d) and bn_layer[0].bias is None
     assert isinstance(bn_layer[1], GeneralRelu) and bn_layer[1].leak == 0.1
-    plain = conv_layer(3, 8, bn=False)
+    test_eq((bn_layer[-1].eps, bn_layer[-1].momentum), (1e-5, 0.1))
+    plain = conv_layer(3, 8)
     assert len(plain) == 2 and plain[0].bias is not None
     test_eq(bn_layer(torch.randn(2, 3, 8, 8)).shape, (2, 8, 4, 4))
-    model = init_cnn(get_cnn_model(DataBunch(None, None, c=10), [8, 16], conv_layer))
+    model = init_cnn(get_cnn_model(DataBunch(None, None, c=10), [8, 16], conv_bn_layer))
     test_eq(model(torch.randn(2, 1, 28, 28)).shape, (2, 10))
 
 

@@ -17,7 +17,7 @@ from exp.nb_03 import Dataset, get_dls
 from exp.nb_04 import DataBunch, Learner
 from exp.nb_05b import Callback, Runner
 from exp.nb_06 import BatchTransformXCallback, DeviceCallback, get_cnn_model, init_cnn, normalize_to, view_tfm
-from exp.nb_07 import conv_layer
+from exp.nb_07 import conv_layer      # lesson 06's: conv with a bias, then GeneralRelu (no batch norm)
 from exp.nb_07a import ConvLayer, find_modules, get_batch, is_lin_layer, lsuv_init, lsuv_module
 
 
@@ -173,7 +173,7 @@ def test_lsuv_model_survives_a_state_dict_round_trip(mnist, tmp_path):
 
 def test_lsuv_on_linear_layers_shifts_tensor_biases(mnist):
     torch.manual_seed(0)
-    model = init_cnn(get_cnn_model(DataBunch(None, None, c=10), [8, 16, 32], conv_layer, bn=False))
+    model = init_cnn(get_cnn_model(DataBunch(None, None, c=10), [8, 16, 32], conv_layer))
     lins = find_modules(model, is_lin_layer)
     test_eq(len(lins), 4)                                # three convs and the head
     lsuv_init(model, mnist[0][:256], cond=is_lin_layer)

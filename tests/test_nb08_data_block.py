@@ -18,7 +18,7 @@ from raising import caught
 from exp.nb_00 import URLs, test_eq, test_near, test_near_zero, test_raises, untar_data
 from exp.nb_08 import (CategoryProcessor, DataBlockError, DataBunch, ImageFileError, ImageList, ItemList,
                        LabeledData, NormalizeChan, ResizeFixed, SplitData, Transform, UnknownLabelError,
-                       channel_stats, compose, conv_layer, get_cnn_model, get_files, get_learn_run,
+                       channel_stats, compose, conv_bn_layer, get_cnn_model, get_files, get_learn_run,
                        grandparent_splitter, image_extensions, label_by_func, make_rgb, model_summary,
                        parent_labeler, prev_pow_2, random_splitter, setify, split_by_func, to_byte_tensor,
                        to_float_tensor, uniqueify)
@@ -395,7 +395,7 @@ def test_prev_pow_2():
 def test_cnn_stem_sized_from_c_in(c_in, first):
     data = DataBunch(None, None, c_in=c_in, c_out=7)
     torch.manual_seed(0)
-    model = get_cnn_model(data, [32, 64], conv_layer)
+    model = get_cnn_model(data, [32, 64], conv_bn_layer)
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     test_eq([(c.in_channels, c.out_channels, c.stride[0]) for c in convs],
             [(c_in, first, 1), (first, first * 2, 2), (first * 2, first * 4, 2), (first * 4, 32, 2), (32, 64, 2)])
@@ -408,7 +408,7 @@ def test_model_summary_shapes(small_split):
     data = small_split.to_databunch(8)
     norm = NormalizeChan([0.5] * 3, [0.25] * 3)
     from exp.nb_08 import AvgStatsCallback, BatchTransformXCallback, DeviceCallback, accuracy
-    learn, run = get_learn_run([32, 64], data, 0.1, conv_layer,
+    learn, run = get_learn_run([32, 64], data, 0.1, conv_bn_layer,
                                cbs=[partial(AvgStatsCallback, accuracy), DeviceCallback(torch.device('cpu')),
                                     partial(BatchTransformXCallback, norm)])
     bn = learn.model[0][2]
@@ -445,7 +445,7 @@ def test_get_batch_and_model_summary_with_the_learner(small_split):
     torch.manual_seed(0)
     data = small_split.to_databunch(8)
     norm = NormalizeChan([0.5] * 3, [0.25] * 3)
-    learn = Learner(get_cnn_model(data, [32, 64], conv_layer), data, F.cross_entropy,
+    learn = Learner(get_cnn_model(data, [32, 64], conv_bn_layer), data, F.cross_entropy,
                     cb_funcs=[partial(DeviceCallback, torch.device('cpu')), partial(BatchTransformXCallback, norm)])
     raw, _ = next(iter(data.valid_dl))
     xb, yb = get_batch(data.valid_dl, learn)

@@ -20,7 +20,7 @@ from exp.nb_08 import DataBunch
 from exp.nb_09 import adam_opt
 from exp.nb_09b import Callback, Learner
 from exp.nb_05 import Recorder
-from exp.nb_11 import (xconv_layer, ResBlock, XResNet, xresnet18, xresnet34, xresnet50, xresnet101, init_cnn,
+from exp.nb_11 import (xconv_layer, ResBlock, XResNet, xresnet18, xresnet34, xresnet50, xresnet101, init_xresnet,
                        create_phases, sched_1cycle, cnn_learner)
 
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -132,9 +132,12 @@ def test_gradients_reach_the_stem():
     assert b.convs[-1][1].weight.grad.abs().sum() > 0
 
 
-def test_init_cnn_and_errors():
+def test_init_xresnet_and_errors():
+    "11's init (ReLU gain, convs and linear layers) has its own name; `init_cnn` keeps lesson 06's meaning."
+    import exp.nb_06, exp.nb_11
+    assert exp.nb_11.init_cnn is exp.nb_06.init_cnn
     torch.manual_seed(0)
-    m = init_cnn(nn.Sequential(nn.Conv2d(64, 64, 3, bias=True), nn.Linear(1000, 10)))
+    m = init_xresnet(nn.Sequential(nn.Conv2d(64, 64, 3, bias=True), nn.Linear(1000, 10)))
     test_eq(m[0].bias, torch.zeros(64)); test_eq(m[1].bias, torch.zeros(10))
     test_near(m[0].weight.std(), (2 / (64 * 9)) ** 0.5, eps=2e-3)    # Kaiming normal, fan_in, ReLU gain
     test_raises(lambda: ResBlock(2, 64, 64), ValueError, 'expansion')
