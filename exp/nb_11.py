@@ -27,11 +27,15 @@ def xconv_layer(ni, nf, ks=3, stride=1, zero_bn=False, act=True):
 
 
 class ResBlock(nn.Module):
-    "Residual block: `ReLU(convs(x) + idconv(pool(x)))`; `ni`, `nh` are widths before expansion"
+    """Residual block `ReLU(convs(x) + idconv(pool(x)))`. `ni`, `nh` are widths before expansion: it takes
+    `ni*expansion` channels, its middle convs are `nh` wide, and it gives `nh*expansion` channels."""
     def __init__(self, expansion, ni, nh, stride=1):
         super().__init__()
         if expansion not in (1, 4): raise ValueError(f"ResBlock: expansion must be 1 or 4, got {expansion}")
         if stride not in (1, 2): raise ValueError(f"ResBlock: stride must be 1 or 2, got {stride}")
+        if not all(type(n) is int and n >= 1 for n in (ni, nh)):
+            raise ValueError(f"ResBlock: ni and nh must be positive ints (widths before expansion), got {ni!r}, {nh!r}")
+        self.n_in = ni * expansion
         ni, nf = ni * expansion, nh * expansion
         if expansion == 1: layers = [xconv_layer(ni, nh, 3, stride=stride)]
         else: layers = [xconv_layer(ni, nh, 1), xconv_layer(nh, nh, 3, stride=stride)]
@@ -41,7 +45,11 @@ class ResBlock(nn.Module):
         self.idconv = nn.Identity() if ni == nf else xconv_layer(ni, nf, 1, act=False)
         self.act = nn.ReLU(inplace=True)
 
-    def forward(self, x): return self.act(self.convs(x) + self.idconv(self.pool(x)))
+    def forward(self, x):
+        if x.shape[1] != self.n_in:
+            raise ValueError(f"ResBlock: {self.n_in} input channels expected (ni*expansion, ni and nh being widths "
+                             f"before expansion), got {x.shape[1]}")
+        return self.act(self.convs(x) + self.idconv(self.pool(x)))
 
 
 def init_xresnet(m, uniform=False):

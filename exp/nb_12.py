@@ -476,8 +476,13 @@ class SortishSampler(Sampler):
 
 
 def pad_collate(samples, pad_idx=1, pad_first=False):
-    "A batch (ids n x max_len padded with `pad_idx`, at the start if `pad_first`, labels) from `(ids, label)` pairs"
+    """`(x, y)` from `(ids, label)` pairs: `x` the ids (n x max_len, long) padded with `pad_idx` at the end (at the
+    start if `pad_first`), `y` the labels. It returns no lengths: they are read back from the pads (lesson 12c's
+    `pad_lengths`, pads at the end), so a sample may not hold `pad_idx` itself (checked)."""
     xs = [torch.as_tensor(np.asarray(s[0]), dtype=torch.long) for s in samples]
+    if xs and (torch.cat(xs) == pad_idx).any():
+        i = next(i for i, x in enumerate(xs) if (x == pad_idx).any())
+        raise ValueError(f"pad_collate: sample {i} holds the pad id {pad_idx}; its length could not be read from the padding")
     res = torch.full((len(xs), max((len(x) for x in xs), default=0)), pad_idx, dtype=torch.long)
     for i, x in enumerate(xs):
         if len(x) == 0: continue

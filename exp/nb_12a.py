@@ -110,18 +110,21 @@ class StackedLSTM(nn.Module):
 
 
 class GRUCell(nn.Module):
-    "One GRU step (gates r, z, n as `nn.GRUCell`): `h = (1-z)*n + z*h`"
+    "One GRU step (gates r, z, n as `nn.GRUCell`): `h = (1-z)*n + z*h`; returns the new `h` (bs x nh), as `nn.GRUCell`"
     def __init__(self, ni, nh):
         super().__init__()
+        self.ni, self.nh = ni, nh
         self.ih, self.hh = nn.Linear(ni, 3 * nh), nn.Linear(nh, 3 * nh)
 
-    def forward(self, x, h):
+    def forward(self, x, h=None):
+        "The next hidden state for input `x` (bs x ni) and state `h` (bs x nh; zeros if None)"
+        if x.ndim != 2: raise ValueError(f"GRUCell: x must be (bs, {self.ni}), got shape {tuple(x.shape)}")
+        if h is None: h = x.new_zeros(x.size(0), self.nh)
         xr, xz, xn = self.ih(x).chunk(3, 1)
         hr, hz, hn = self.hh(h).chunk(3, 1)
         r, z = (xr + hr).sigmoid(), (xz + hz).sigmoid()
         n = (xn + r * hn).tanh()
-        h = (1 - z) * n + z * h
-        return h, h
+        return (1 - z) * n + z * h
 
 
 def time_fn(f, n=5, device=None):

@@ -118,17 +118,23 @@ def text_clas_databunch(ll, bs, max_vocab=None, backwards=False, max_tokens=None
 
 
 class PackedAWD_LSTM(AWD_LSTM):
-    "`AWD_LSTM` for batches padded at the end: each row runs over its own `lengths` only (packed sequences), from an explicit state"
+    """`AWD_LSTM` for batches padded at the end: each row runs over its own `lengths` only (packed sequences), from an
+    explicit state. Row i's tokens must be `input[i, :lengths[i]]`: what follows is never read, so pads at the start
+    would be read as tokens and the last tokens dropped (lesson 12's `pad_collate` pads at the end by default)."""
     def zero_state(self, bs):
         "The zero state (h, c) of each layer for `bs` rows"
         w = self.emb.weight
         return [(w.new_zeros(1, bs, r.module.hidden_size),) * 2 for r in self.rnns]
 
     def forward(self, input, lengths, hidden=None):
-        "(raw outputs, outputs, new state) for ids `input` (bs x sl) whose row i holds `lengths[i]` tokens; rows of length 0 keep their state"
+        """(raw outputs, outputs, new state) for ids `input` (bs x sl) whose row i holds `lengths[i]` tokens, then pads
+        (bs integers in 0..sl; `pad_lengths(input, pad_idx)` reads them off a batch); rows of length 0 keep their state"""
         bs, sl = input.shape
         if hidden is None: hidden = self.zero_state(bs)
         lengths = torch.as_tensor(lengths).cpu()
+        if lengths.shape != (bs,) or lengths.is_floating_point() or (bs and not 0 <= lengths.min() <= lengths.max() <= sl):
+            raise ValueError(f"PackedAWD_LSTM: lengths must be {bs} integers in 0..{sl} (tokens per row, then pads), "
+                             f"got {lengths.tolist()}")
         live = (lengths > 0).nonzero().squeeze(1)
         lv = live.to(input.device)
         out = self.input_dp(self.emb_dp(input[lv]))
@@ -146,7 +152,8 @@ class PackedAWD_LSTM(AWD_LSTM):
 
 
 def pad_lengths(x, pad_idx):
-    "The number of tokens of each row of `x`, checking that the pads all come after them"
+    """The number of tokens of each row of `x`, read from the padding: the rows of `pad_collate` (pad_first=False) hold
+    their tokens, none equal to `pad_idx`, then only pads at the end. A pad before a token is refused."""
     mask = x != pad_idx
     if (mask[:, 1:] & ~mask[:, :-1]).any():
         raise ValueError("pad_lengths: a row has a pad before a token; this encoder needs the pads at the end (pad_first=False)")

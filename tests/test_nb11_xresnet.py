@@ -15,6 +15,7 @@ from torch import nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from raising import caught
 from exp.nb_00 import test_eq, test_near, test_raises
 from exp.nb_08 import DataBunch
 from exp.nb_09 import adam_opt
@@ -144,6 +145,18 @@ def test_init_xresnet_and_errors():
     test_raises(lambda: XResNet.create(1, [2, 2], c_in=0), ValueError, 'c_in')
     test_eq(len(xresnet101()[6]), 23)
     assert 'stage 4: 3 × ResBlock' in repr(xresnet50())
+
+
+def test_resblock_widths_are_before_expansion():
+    "ResBlock(expansion, ni, nh): input ni*expansion channels, output nh*expansion; other inputs get a message saying so"
+    assert 'before expansion' in ResBlock.__doc__
+    x = torch.randn(2, 64, 8, 8)
+    test_eq(ResBlock(4, 16, 32)(x).shape, (2, 128, 8, 8))           # 16*4 = 64 in, 32*4 = 128 out
+    test_eq(ResBlock(1, 64, 32, stride=2)(x).shape, (2, 32, 4, 4))
+    e = caught(lambda: ResBlock(4, 64, 16)(x), ValueError)           # torchvision's Bottleneck(inplanes=64, planes=16)
+    assert '256 input channels' in str(e) and 'got 64' in str(e) and 'before expansion' in str(e), e
+    for bad in [(3, 16, 16), (4, 0, 16), (1, 16, -2), (1, 16.0, 16), (1, 16, 16, 3)]:
+        test_raises(lambda: ResBlock(*bad), ValueError)
 
 
 def test_create_phases():

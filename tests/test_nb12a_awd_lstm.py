@@ -67,13 +67,23 @@ def test_lstm_layer_without_initial_state_is_zero_state():
 
 
 def test_gru_cell_matches_torch():
+    "Like nn.GRUCell: returns the new h (not a tuple), h defaults to zeros; outputs and gradients over a few steps"
     torch.manual_seed(0)
     ref, ours = nn.GRUCell(4, 6), GRUCell(4, 6)
     with torch.no_grad():
         ours.ih.weight.copy_(ref.weight_ih); ours.ih.bias.copy_(ref.bias_ih)
         ours.hh.weight.copy_(ref.weight_hh); ours.hh.bias.copy_(ref.bias_hh)
-    x, h = torch.randn(3, 4), torch.randn(3, 6)
-    test_near(ours(x, h)[0], ref(x, h), 1e-5)
+    xs, h0 = torch.randn(5, 3, 4), torch.randn(3, 6)
+    out = ours(xs[0], h0)
+    assert torch.is_tensor(out), type(out)
+    test_near(out, ref(xs[0], h0), 1e-5)
+    test_near(ours(xs[0]), ref(xs[0]), 1e-5)                      # no h: zeros, as nn.GRUCell
+    h, h_ref = h0, h0
+    for x in xs: h, h_ref = ours(x, h), ref(x, h_ref)             # the loop nn.GRUCell's users write
+    test_near(h, h_ref, 1e-5)
+    h.sum().backward(); h_ref.sum().backward()
+    test_near(ours.ih.weight.grad, ref.weight_ih.grad, 1e-5); test_near(ours.hh.bias.grad, ref.bias_hh.grad, 1e-5)
+    test_raises(lambda: ours(xs[0][0], h0[0]), ValueError, contains='(bs, 4)')
 
 
 # ---------------------------------------------------------------- dropouts

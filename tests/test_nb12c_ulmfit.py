@@ -131,6 +131,17 @@ def test_pad_lengths():
     x = torch.tensor([[5, 6, 1, 1], [7, 8, 9, 4], [3, 1, 1, 1]])
     test_eq(pad_lengths(x, 1).tolist(), [2, 4, 1])
     test_raises(lambda: pad_lengths(torch.tensor([[1, 5, 6]]), 1), ValueError, 'pads at the end')
+    assert 'pad_collate' in pad_lengths.__doc__ and 'at the end' in pad_lengths.__doc__
+
+
+def test_packed_encoder_states_its_padding_contract():
+    "PackedAWD_LSTM reads input[i, :lengths[i]] only: the docstring says the pads go at the end; lengths are checked"
+    assert 'padded at the end' in PackedAWD_LSTM.__doc__ and 'pad_lengths' in PackedAWD_LSTM.forward.__doc__
+    enc = PackedAWD_LSTM(50, 6, 10, 1, 1, **{k: v for k, v in NO_DROP.items() if k != 'output_p'}).eval()
+    x = torch.tensor([[4, 5, 6], [7, 1, 1]])
+    for bad in [torch.tensor([3, 4]), torch.tensor([3, -1]), torch.tensor([3]), torch.tensor([[3, 1]]), torch.tensor([3., 1.])]:
+        test_raises(lambda: enc(x, bad), ValueError, contains='PackedAWD_LSTM: lengths')
+    enc(x, [3, 1]); enc(x, torch.tensor([3, 0]))                      # a list, or a row of length 0
 
 
 def test_packed_encoder_matches_lstm_alone():
