@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from coursekit.datasets import URLs, untar_data
 from exp.nb_04 import Callback
+from exp.nb_05 import one_cycle
 from exp.nb_05b import CancelFitException
 from exp.nb_06 import default_device
 from exp.nb_08 import DataBlockError, DataBunch, NormalizeChan
@@ -37,7 +38,7 @@ from exp.nb_09c import ProgressCallback
 from exp.nb_10 import byte_to_float
 from exp.nb_10b import LabelSmoothingCrossEntropy
 from exp.nb_10c import AutocastMixedPrecision
-from exp.nb_11 import cnn_learner, imagenette_split, sched_1cycle, xresnets
+from exp.nb_11 import cnn_learner, imagenette_split, xresnets
 from coursekit.checkpoint import CheckpointError, check_state_dict, cpu_state_dict, read_torch, save_torch
 from coursekit.files import FileFormatError
 
@@ -414,7 +415,7 @@ def train(args, rank, world, local_rank):
     if rank == 0:
         print(f'{args.arch} on {dev}, {world} process(es), {len(ll.train)} training / {len(ll.valid)} validation images '
               f'at {args.size} px, batch {args.bs} ({args.bs // world} per process), epochs {start_epoch + 1}-{args.epochs}')
-    learn.fit(args.epochs, cbs=sched_1cycle(args.lr, args.pct_start) + cbs, start_epoch=start_epoch)
+    learn.fit(args.epochs, cbs=one_cycle(args.lr, args.pct_start) + cbs, start_epoch=start_epoch)
     if args.dump_weights is not None: save_torch(cpu_state_dict(learn.model), dump_path(args.dump_weights, rank))
     if rank == 0 and history:
         h = history[-1]

@@ -4,7 +4,8 @@
 from exp.nb_04 import __all__ as _base_all
 __all__ = _base_all + ['create_learner', 'get_model_func', 'opt_hypers', 'Recorder',
     'ParamScheduler', 'annealer', 'sched_lin', 'sched_cos', 'sched_no', 'sched_exp',
-    'combine_scheds', 'cos_1cycle_anneal', 'one_cycle']
+    'combine_scheds', 'cos_1cycle_anneal', 'mom_names', 'momentum_name', 'MomentumScheduler',
+    'one_cycle']
 
 
 from exp.nb_04 import *
@@ -143,10 +144,39 @@ def cos_1cycle_anneal(start, high, end):
     "The two pieces of a cycle: cosine from `start` up to `high`, then cosine from `high` to `end`."
     return [sched_cos(start, high), sched_cos(high, end)]
 
-def one_cycle(lr_max, pct_start=0.3, div_start=10., div_end=1e5, moms=(0.95, 0.85, 0.95), mom_name='momentum'):
-    "The 1cycle policy as `ParamScheduler`s: lr lr_max/div_start -> lr_max -> lr_max/div_end, momentum `moms` (or none)."
-    pcts = [pct_start, 1 - pct_start]
-    lr_scheds = [combine_scheds(pcts, cos_1cycle_anneal(lr / div_start, lr, lr / div_end)) for lr in listify(lr_max)]
-    cbs = [ParamScheduler('lr', lr_scheds if len(lr_scheds) > 1 else lr_scheds[0])]
-    if moms is not None: cbs.append(ParamScheduler(mom_name, combine_scheds(pcts, cos_1cycle_anneal(*moms))))
+
+mom_names = {'mom': "ours (lesson 09): SGD with momentum, Adam and LAMB (there it is β1)",
+             'momentum': "torch.optim.SGD, RMSprop",
+             'betas': "torch.optim.Adam, AdamW, NAdam...: β1 is betas[0]"}
+
+def momentum_name(hyper):
+    "The name of the momentum in `hyper` (one parameter group's hyper-parameters): the first of `mom_names` it holds, or None"
+    return next((name for name in mom_names if name in hyper), None)
+
+class MomentumScheduler(ParamScheduler):
+    "A `ParamScheduler` of the momentum: `mom_name`, or (None) the optimizer's own name for it, found by `momentum_name` at `begin_fit`"
+    def __init__(self, sched_funcs, mom_name=None):
+        super().__init__(mom_name, sched_funcs)
+        self.mom_name = mom_name
+
+    def begin_fit(self):
+        if self.mom_name is None: self.pname = momentum_name(opt_hypers(self.opt)[0])
+        if self.pname is not None: super().begin_fit()         # None: the optimizer has no momentum
+
+    def set_param(self):
+        if self.pname is None: return
+        if self.pname != 'betas': return super().set_param()
+        run = self.run
+        pos = run.n_epochs / run.epochs
+        for h, f in zip(opt_hypers(run.opt), self.funcs): h['betas'] = (f(pos), *h['betas'][1:])   # β1; β2 kept
+
+
+def one_cycle(lr_max, pct_start=0.3, div_start=10., div_end=1e5, moms=(0.95, 0.85, 0.95), mom_name=None):
+    "1cycle as `ParamScheduler`s: lr lr_max/div_start -> lr_max -> lr_max/div_end (a list: one per group); momentum `moms` (or none)"
+    if not 0 <= pct_start <= 1: raise ValueError(f'one_cycle: pct_start must be in [0, 1], got {pct_start}')
+    pcts, lrs = [pct_start, 1 - pct_start], listify(lr_max)
+    lr_scheds = [combine_scheds(pcts, cos_1cycle_anneal(lr / div_start, lr, lr / div_end)) for lr in lrs]
+    per_group = isinstance(lr_max, (list, tuple)) or len(lrs) > 1      # [lr]: one group, checked at begin_fit
+    cbs = [ParamScheduler('lr', lr_scheds if per_group else lr_scheds[0])]
+    if moms is not None: cbs.append(MomentumScheduler(combine_scheds(pcts, cos_1cycle_anneal(*moms)), mom_name))
     return cbs

@@ -74,3 +74,61 @@ def model_summary(learn, find_all=False, print_out=True):
     "`layer_summary` of `learn.model` for one validation batch, passed through the learner's batch callbacks"
     xb, _ = get_batch(learn.data.valid_dl, learn)
     return layer_summary(learn.model, xb, find_all, print_out)
+
+
+_missing = object()
+_PREDS_STATE = ('in_train', 'iter', 'xb', 'yb', 'pred', 'loss')   # the loop attributes get_preds sets, then restores
+
+def _first_if_tuple(out):
+    "A model's output, or its first element when it is a tuple or a list (lesson 12a: (out, raw_outputs, outputs))"
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+def _cat_batches(ts, pad_value, what):
+    "The tensors `ts` (one per batch) concatenated along dim 0; sizes that differ after dim 0 are padded at the end with `pad_value`"
+    sizes = {tuple(t.shape[1:]) for t in ts}
+    if len(sizes) == 1: return torch.cat(ts)
+    if pad_value is None or len({len(s) for s in sizes}) > 1:
+        raise ValueError(f"get_preds: the {what} of the batches have different shapes after the batch dimension "
+                         f"({', '.join(str(tuple(t.shape)) for t in ts[:3])}, ...): pass pad_value= to pad them, or "
+                         f"reduce= to give them one shape")
+    res = ts[0].new_full((sum(len(t) for t in ts), *[max(d) for d in zip(*sizes)]), pad_value)
+    start = 0
+    for t in ts:
+        res[(slice(start, start + len(t)),) + tuple(slice(0, n) for n in t.shape[1:])] = t
+        start += len(t)
+    return res
+
+@add_to_class(Learner)
+def get_preds(self, dl=None, with_targets=True, act=None, reduce=None, pad_value=None, pred_func=None):
+    "(predictions, targets) over `dl` (default: the validation loader) on the CPU, in its order; `act`, then `reduce`, per batch"
+    dl = self.data.valid_dl if dl is None else dl
+    if isinstance(reduce, str):
+        if reduce != 'argmax': raise ValueError(f"get_preds: reduce must be None, 'argmax' or a function, got {reduce!r}")
+        reduce = partial(torch.argmax, dim=-1)
+    for cb in self.cbs:
+        if isinstance(cb, DeviceCallback): self.model.to(cb.device)        # where a fit would run it
+    if hasattr(self.model, 'reset'): self.model.reset()
+    saved, training = {k: self.__dict__.get(k, _missing) for k in _PREDS_STATE}, self.model.training
+    preds, targs = [], []
+    try:
+        self.model.eval()
+        with torch.no_grad():
+            for i, (xb, yb) in enumerate(dl):
+                self.in_train, self.iter, self.xb, self.yb, self.pred, self.loss = False, i, xb, yb, None, None
+                self('begin_batch')
+                self.pred = self.model(self.xb)
+                self('after_pred')
+                p = (pred_func or _first_if_tuple)(self.pred)
+                if p.dtype in (torch.float16, torch.bfloat16): p = p.float()
+                if act is not None: p = act(p)
+                if reduce is not None: p = reduce(p)
+                preds.append(p.cpu())
+                if with_targets: targs.append(self.yb.cpu())
+    finally:
+        self.model.train(training)
+        for k, v in saved.items():
+            if v is _missing: self.__dict__.pop(k, None)
+            else: setattr(self, k, v)
+    if not preds: raise ValueError("get_preds: the data loader yielded no batch")
+    preds = _cat_batches(preds, pad_value, 'predictions')
+    return (preds, _cat_batches(targs, pad_value, 'targets')) if with_targets else preds

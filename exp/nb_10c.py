@@ -147,6 +147,7 @@ class MixedPrecision(Callback):
 
 @add_to_class(MixedPrecision)
 def begin_batch(self):
+    if 'master_pgs' not in self.__dict__: return          # not in a fit (get_preds): the model is fp32
     if self.xb.is_floating_point(): self.run.xb = self.xb.to(self.dtype)
 
 @add_to_class(MixedPrecision)
@@ -230,6 +231,7 @@ class AutocastMixedPrecision(Callback):
 
 @add_to_class(AutocastMixedPrecision)
 def begin_batch(self):
+    if 'device_type' not in self.__dict__: return         # never fitted (get_preds before any fit): plain fp32
     self.autocast = torch.autocast(self.device_type, dtype=self.dtype)
     self.autocast.__enter__()
 

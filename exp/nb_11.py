@@ -4,7 +4,7 @@
 from exp.nb_10c import __all__ as _base_all
 __all__ = _base_all + ['xconv_layer', 'ResBlock', 'init_xresnet', 'XResNet', 'xresnet18',
     'xresnet34', 'xresnet50', 'xresnet101', 'xresnet152', 'xresnets', 'class_sample',
-    'imagenette_split', 'create_phases', 'sched_1cycle', 'cnn_learner']
+    'imagenette_split', 'cnn_learner']
 
 
 from exp.nb_10c import *
@@ -147,21 +147,6 @@ def imagenette_split(path, size, n_classes=None, n_items=None, n_train=None, n_v
     ll = label_by_func(sd, parent_labeler, proc_y=CategoryProcessor())
     ll.valid.x.tfms = valid_tfms
     return ll
-
-
-def create_phases(phases):
-    "Fractions of training of each phase, completed by a last one: `create_phases(0.3)` is [0.3, 0.7]"
-    phases = [float(p) for p in listify(phases)]
-    if any(p < 0 for p in phases) or sum(phases) > 1:
-        raise ValueError(f"create_phases: phases must be >= 0 and sum to at most 1, got {phases}")
-    return phases + [1 - sum(phases)]
-
-def sched_1cycle(lrs, pct_start=0.3, mom_start=0.95, mom_mid=0.85, mom_end=0.95):
-    "1cycle as `ParamScheduler`s of `lr` (one `lrs` for all groups, or one per group) and `mom`"
-    phases = create_phases(pct_start)
-    scheds = [combine_scheds(phases, cos_1cycle_anneal(lr / 10., lr, lr / 1e5)) for lr in listify(lrs)]
-    return [ParamScheduler('lr', scheds if isinstance(lrs, (list, tuple)) else scheds[0]),
-            ParamScheduler('mom', combine_scheds(phases, cos_1cycle_anneal(mom_start, mom_mid, mom_end)))]
 
 
 def cnn_learner(arch, data, loss_func, opt_func, lr=1e-2, c_in=None, c_out=None, norm=None, splitter=param_getter,

@@ -5,7 +5,8 @@ from exp.nb_12b import __all__ as _base_all
 __all__ = _base_all + ['match_embeds', 'unique_params', 'lm_param_splitter', 'freeze_to',
     'disc_lrs', 'fit_stage', 'save_encoder', 'load_encoder', 'text_clas_databunch',
     'PackedAWD_LSTM', 'pad_lengths', 'SentenceEncoder', 'masked_concat_pool', 'bn_drop_lin',
-    'PoolingLinearClassifier', 'get_text_classifier', 'clas_param_splitter', 'get_probs', 'predict']
+    'PoolingLinearClassifier', 'get_text_classifier', 'clas_param_splitter', 'in_dataset_order',
+    'predict']
 
 
 from exp.nb_12b import *
@@ -239,17 +240,13 @@ def clas_param_splitter(m):
     return [unique_params(enc.emb)] + [unique_params(r) for r in enc.rnns] + [unique_params(m[1])]
 
 
-def get_probs(model, ds, bs=64, pad_idx=1):
-    "Class probabilities of `model` (in eval mode) for every item of `ds`, in `ds`'s order (batches built longest first)"
-    order = sorted(range(len(ds)), key=lambda i: len(ds.x[i]), reverse=True)
-    dev, res = next(model.parameters()).device, [None] * len(ds)
-    model.eval()
-    with torch.no_grad():
-        for s in range(0, len(order), bs):
-            idx = order[s:s + bs]
-            xb, _ = pad_collate([ds[i] for i in idx], pad_idx=pad_idx)
-            for i, p in zip(idx, F.softmax(model(xb.to(dev)).float(), -1).cpu()): res[i] = p
-    return torch.stack(res)
+def in_dataset_order(preds, dl):
+    "The rows of `preds`, one per item in the order of `dl`'s sampler (a fixed order, such as `SortSampler`'s), in the order of `dl`'s dataset"
+    order = torch.as_tensor(list(dl.sampler))
+    if len(order) != len(preds): raise ValueError(f"in_dataset_order: {len(preds)} rows for the {len(order)} items of the sampler")
+    res = torch.empty_like(preds)
+    res[order] = preds
+    return res
 
 
 def predict(learn, text):

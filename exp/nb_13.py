@@ -31,7 +31,7 @@ from exp.nb_08 import DataBlockError, DataBunch
 from exp.nb_09 import adam_opt
 from exp.nb_09b import Learner
 from exp.nb_09c import AvgStatsTableCallback
-from exp.nb_11 import sched_1cycle
+from exp.nb_05 import one_cycle
 from exp.nb_12 import (UNK, PAD, BOS, EOS, NumericalizeProcessor, SortSampler, SortishSampler, deal_caps,
                        pad_collate, read_file, replace_all_caps, tokenize_texts)
 

@@ -7,7 +7,7 @@ __all__ = _base_all + ['iter_lines', 'unit_rows', 'WordSpace', 'word_space_from_
     'IMAGENETTE_NAMES', 'NAME_SUBSTITUTES', 'MissingWordWarning', 'name_vector', 'class_targets',
     'body_features', 'devise_head', 'devise_model', 'cos_loss', 'VectorTargetLoss', 'nearest_class',
     'NearestClassAccuracy', 'devise_learner', 'topk_rows', 'topk_search', 'content_words',
-    'get_preds', 'recall_at_k', 'hnsw_index']
+    'recall_at_k', 'hnsw_index']
 
 
 from exp.nb_13 import *
@@ -30,7 +30,8 @@ from exp.nb_09b import Learner
 from exp.nb_09c import AvgStatsTableCallback, ProgressCallback
 from exp.nb_04 import Callback
 from exp.nb_10 import ByteToFloatCallback, byte_to_float
-from exp.nb_11 import xresnets, imagenette_split, sched_1cycle, cnn_learner
+from exp.nb_05 import one_cycle
+from exp.nb_11 import xresnets, imagenette_split, cnn_learner
 from exp.nb_11a import AdaptiveConcatPool2d, cut_at_pool, IMAGENETTE_FIRST5, IMAGENETTE_LAST5
 from exp.nb_12b import load_pretrained, wiki_path
 from coursekit.files import iter_lines, read_text
@@ -254,17 +255,6 @@ def content_words(space):
     "The sub-`WordSpace` of the alphabetic words of `space`, without the special `xx...` tokens"
     keep = [i for i, w in enumerate(space.words) if w.isalpha() and not w.startswith('xx')]
     return WordSpace([space.words[i] for i in keep], space.vecs[keep], source=f'content words of {space.source}')
-
-def get_preds(model, dl, tfm=None, device=None):
-    "(outputs, targets) of `model` over `dl` in order, in eval mode without gradients; `tfm` after bytes -> floats"
-    device = device if device is not None else next(model.parameters()).device
-    model.eval()
-    preds, ys = [], []
-    with torch.no_grad():
-        for xb, yb in dl:
-            xb = byte_to_float(xb.to(device))
-            preds.append(model(tfm(xb) if tfm is not None else xb).float().cpu()); ys.append(yb)
-    return torch.cat(preds), torch.cat(ys)
 
 
 def recall_at_k(approx, exact):

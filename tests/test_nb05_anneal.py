@@ -10,8 +10,9 @@ import torch
 from raising import caught
 from exp.nb_00 import test_eq, test_near, test_raises
 from exp.nb_04 import Callback, Runner
-from exp.nb_05 import (ParamScheduler, Recorder, annealer, combine_scheds, cos_1cycle_anneal, create_learner,
-                       get_model_func, one_cycle, sched_cos, sched_exp, sched_lin, sched_no)
+from exp.nb_05 import (MomentumScheduler, ParamScheduler, Recorder, annealer, combine_scheds, cos_1cycle_anneal,
+                       create_learner, get_model_func, momentum_name, one_cycle, sched_cos, sched_exp, sched_lin,
+                       sched_no)
 from synthetic import synth_learner
 
 
@@ -116,7 +117,8 @@ def one_cycle_mom(pos, pct=0.3):
 @pytest.mark.parametrize('pos', [0., 0.1, 0.3, 0.5, 0.8, 1.])
 def test_one_cycle_schedules(pos):
     lr_cb, mom_cb = one_cycle(0.4)
-    test_eq((lr_cb.pname, mom_cb.pname), ('lr', 'momentum'))
+    test_eq((lr_cb.pname, mom_cb.pname), ('lr', None))              # the momentum's name: found at begin_fit
+    assert isinstance(mom_cb, MomentumScheduler)
     test_near(lr_cb.sched_funcs(pos), one_cycle_lr(0.4, pos), eps=1e-9)
     test_near(mom_cb.sched_funcs(pos), one_cycle_mom(pos), eps=1e-9)
 
@@ -130,7 +132,9 @@ def test_one_cycle_ends_and_peak():
     lr_cb = one_cycle([0.1, 1.], moms=None)[0]
     test_eq(len(lr_cb.sched_funcs), 2)
     test_near([f(0.3) for f in lr_cb.sched_funcs], [0.1, 1.], eps=1e-12)
+    test_eq(len(one_cycle([0.1], moms=None)[0].sched_funcs), 1)     # a list is one schedule per group, even of one
     test_eq(len(cos_1cycle_anneal(1, 2, 3)), 2)
+    test_raises(lambda: one_cycle(1., pct_start=1.2), ValueError, contains='pct_start')
 
 
 class RecordHypers(Callback):
@@ -238,3 +242,75 @@ def test_lesson_09_one_cycle_is_exact_at_the_ends():
     lr_cb, mom_cb = one_cycle_09(0.1)
     assert [lr_cb.sched_funcs(p) for p in (0., 0.3, 1.)] == [0.1 / 10., 0.1, 0.1 / 1e5]
     assert [mom_cb.sched_funcs(p) for p in (0., 0.3, 1.)] == [0.95, 0.85, 0.95]
+
+
+# ------------------------------------------------------------------ one_cycle with any optimizer: the momentum's name
+
+class Group0(Callback):
+    "The hyper-parameters of parameter group 0 at each training batch, after the schedulers (`_order` 1) set them"
+    _order = 2
+    def begin_fit(self): self.seen = []
+    def begin_batch(self):
+        if self.in_train: self.seen.append({k: v for k, v in self.opt.param_groups[0].items() if k != 'params'})
+
+
+def fit_one_cycle(opt_class, epochs=1, **kwargs):
+    "`one_cycle(0.1, pct_start=0.25, **kwargs)` for `epochs` on the synthetic regression (4 batches an epoch) with torch's `opt_class`"
+    learn = synth_learner(n_train=32, bs=8)
+    learn.opt = opt_class(learn.model.parameters(), lr=0.1)
+    spy = Group0()
+    Runner(cbs=one_cycle(0.1, pct_start=0.25, **kwargs) + [spy]).fit(epochs, learn)
+    return spy.seen, learn
+
+
+def mom_at(pos): return combine_scheds([0.25, 0.75], cos_1cycle_anneal(0.95, 0.85, 0.95))(pos)
+
+
+@pytest.mark.parametrize('opt_class', [torch.optim.SGD, torch.optim.RMSprop])
+def test_one_cycle_schedules_torch_momentum(opt_class):
+    seen, _ = fit_one_cycle(opt_class, 2)
+    test_eq([h['momentum'] for h in seen], [mom_at(i / 8) for i in range(8)])      # exactly the schedule
+    test_eq([h['lr'] for h in seen][:2], [0.1 / 10, combine_scheds([0.25, 0.75], cos_1cycle_anneal(0.01, 0.1, 1e-6))(1 / 8)])
+
+
+@pytest.mark.parametrize('opt_class', [torch.optim.Adam, torch.optim.AdamW])
+def test_one_cycle_schedules_beta1_of_torch_adam(opt_class):
+    seen, learn = fit_one_cycle(opt_class)
+    test_eq([h['betas'] for h in seen], [(mom_at(i / 4), 0.999) for i in range(4)])  # β1 scheduled, β2 kept
+    assert isinstance(learn.opt.param_groups[0]['betas'], tuple)
+
+
+def test_one_cycle_without_momentum_schedules_the_lr_only():
+    seen, learn = fit_one_cycle(torch.optim.Adagrad)
+    assert momentum_name(learn.opt.param_groups[0]) is None
+    test_eq([h['lr'] for h in seen][0], 0.1 / 10)
+    assert not {'mom', 'momentum', 'betas'} & set(learn.opt.param_groups[0])        # nothing added
+
+
+def test_one_cycle_explicit_mom_name():
+    seen, _ = fit_one_cycle(torch.optim.SGD, mom_name='momentum')
+    test_eq([h['momentum'] for h in seen], [mom_at(i / 4) for i in range(4)])
+    e = caught(lambda: fit_one_cycle(torch.optim.SGD, mom_name='mom'), ValueError, contains="'mom'")
+    assert 'momentum' in str(e)                                     # the message lists the real names
+    seen, _ = fit_one_cycle(torch.optim.Adam, mom_name='betas')     # named, betas still means β1
+    test_eq(seen[0]['betas'], (0.95, 0.999))
+
+
+def test_momentum_name_of_each_optimizer():
+    w = [torch.zeros(2, requires_grad=True)]
+    pg = lambda opt: opt.param_groups[0]
+    test_eq(momentum_name(pg(torch.optim.SGD(w, lr=0.1))), 'momentum')
+    test_eq(momentum_name(pg(torch.optim.Adam(w))), 'betas')
+    test_eq(momentum_name(pg(torch.optim.Adagrad(w))), None)
+    test_eq(momentum_name({'lr': 0.1, 'mom': 0.9, 'sqr_mom': 0.99}), 'mom')      # ours (lesson 09)
+
+
+def test_one_mom_scheduler_follows_each_optimizer():
+    "The same callbacks reused for a second fit with another optimizer look the name up again"
+    cbs = one_cycle(0.1)
+    learn = synth_learner(n_train=16, bs=8)
+    Runner(cbs=cbs).fit(1, learn)
+    test_eq(cbs[1].pname, 'momentum')
+    learn.opt = torch.optim.Adam(learn.model.parameters(), lr=0.1)
+    Runner(cbs=cbs).fit(1, learn)
+    test_eq(cbs[1].pname, 'betas')

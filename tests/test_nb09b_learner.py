@@ -13,8 +13,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from exp.nb_00 import test_eq, test_raises
+from exp.nb_00 import test_eq, test_near, test_raises
 from exp.nb_09b import (Learner, Callback, TrainEvalCallback, AvgStatsCallback, Optimizer, sgd_opt, adam_opt,
+                        lamb_opt, StatefulOptimizer, AverageGrad, momentum_step, one_cycle, combine_scheds,
+                        cos_1cycle_anneal, DeviceCallback, BatchTransformXCallback, DataBunch,
                         ParamScheduler, Recorder, CancelBackwardException, CancelBatchException, CancelEpochException,
                         CancelFitException, CancelStepException, CancelValidException, param_getter)
 from exp.nb_09c import ProgressCallback, AvgStatsTableCallback as TableStatsCallback
@@ -333,7 +335,7 @@ def test_lr_find_sweeps_our_hypers_and_restores_everything():
 
 
 def test_one_cycle_drives_our_optimizer():
-    "`one_cycle(..., mom_name='mom')` schedules `lr` and `mom` in `opt.hypers` of every group (our optimizer's names)"
+    "`one_cycle(...)` schedules `lr` and `mom` in `opt.hypers` of every group (our optimizer's names), unnamed"
     from exp.nb_09 import one_cycle
     learn = Learner(RegModel(), synth_data(n_train=80, bs=8), F.mse_loss, opt_func=adam_opt(), lr=1e-2,
                     splitter=lambda m: [[m.a], [m.b]], cb_funcs=Recorder)
@@ -342,10 +344,233 @@ def test_one_cycle_drives_our_optimizer():
         _order = 2                                        # after the schedulers (order 1)
         def begin_batch(self):
             if self.in_train: seen.append([(h['lr'], h['mom']) for h in self.opt.hypers])
-    learn.fit(2, cbs=one_cycle([0.01, 0.1], pct_start=0.25, mom_name='mom') + [Spy()])
+    learn.fit(2, cbs=one_cycle([0.01, 0.1], pct_start=0.25) + [Spy()])
     test_eq(len(seen), 20)
     (lr_a, mom_a), (lr_b, mom_b) = seen[0]
     assert abs(lr_a - 0.001) < 1e-12 and abs(lr_b - 0.01) < 1e-12 and abs(mom_a - 0.95) < 1e-12
     (lr_a, mom_a), (lr_b, _) = seen[5]                    # pos 5/20 = pct_start: the peak
     assert abs(lr_a - 0.01) < 1e-12 and abs(lr_b - 0.1) < 1e-12 and abs(mom_a - 0.85) < 1e-12
     assert seen[-1][1][0] < 0.1 / 50                      # annealed towards lr_max / 1e5
+
+
+def hypers_in_one_cycle(opt_func, epochs=2):
+    "Group 0's hyper-parameters at each training batch (10 an epoch) under `one_cycle(0.01, pct_start=0.25)`, nothing named"
+    learn = Learner(RegModel(), synth_data(n_train=80, bs=8), F.mse_loss, opt_func=opt_func, lr=1e-2)
+    seen = []
+    class Spy(Callback):
+        _order = 2
+        def begin_batch(self):
+            if self.in_train:
+                seen.append({k: v for k, v in (getattr(self.opt, 'hypers', None) or self.opt.param_groups)[0].items()
+                             if k != 'params'})
+    learn.fit(epochs, cbs=one_cycle(0.01, pct_start=0.25) + [Spy()])
+    return seen
+
+
+MOMS = [combine_scheds([0.25, 0.75], cos_1cycle_anneal(0.95, 0.85, 0.95))(i / 20) for i in range(20)]
+LRS = [combine_scheds([0.25, 0.75], cos_1cycle_anneal(0.001, 0.01, 1e-7))(i / 20) for i in range(20)]
+
+sgd_mom_opt = partial(StatefulOptimizer, steppers=[momentum_step], stats=AverageGrad())
+
+
+@pytest.mark.parametrize('opt_func', [adam_opt(), lamb_opt(), sgd_mom_opt], ids=['adam_opt', 'lamb_opt', 'sgd_mom'])
+def test_one_cycle_runs_with_our_optimizers_with_momentum(opt_func):
+    seen = hypers_in_one_cycle(opt_func)
+    test_near([h['mom'] for h in seen], MOMS, 1e-12)                  # pos adds up 1/10s: equal up to rounding
+    test_near([h['lr'] for h in seen], LRS, 1e-12)
+
+
+def test_one_cycle_runs_with_plain_sgd_opt_scheduling_the_lr_only():
+    seen = hypers_in_one_cycle(sgd_opt)
+    test_near([h['lr'] for h in seen], LRS, 1e-12)
+    assert all(set(h) == {'lr', 'wd'} for h in seen)                 # no momentum made up
+
+
+def test_one_cycle_runs_with_torch_sgd_in_a_learner():
+    seen = hypers_in_one_cycle(torch.optim.SGD)
+    test_near([h['momentum'] for h in seen], MOMS, 1e-12)
+    test_near([h['lr'] for h in seen], LRS, 1e-12)
+
+
+# ------------------------------------------------------------------ get_preds
+
+def cls_data(n_train=24, n_valid=20, bs=4, seed=0):
+    "Three features, three classes; validation in order, batches of `2*bs` (the last one short)"
+    g = torch.Generator().manual_seed(seed)
+    def ds(n):
+        y = torch.randint(0, 3, (n,), generator=g)
+        return torch.utils.data.TensorDataset(torch.randn(n, 3, generator=g) + y[:, None].float(), y)
+    return DataBunch(torch.utils.data.DataLoader(ds(n_train), batch_size=bs, shuffle=True, generator=g),
+                     torch.utils.data.DataLoader(ds(n_valid), batch_size=2 * bs))
+
+
+def cls_model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Dropout(0.5),
+                               torch.nn.Linear(8, 3))
+
+
+def scale(x): return 2 * x - 1
+
+
+def cls_learner(cbs=None, cb_funcs=()):
+    "A learner whose batches go through a device callback and a transform (the oracle must repeat it), and `cb_funcs`"
+    return Learner(cls_model(), cls_data(), F.cross_entropy, opt_func=adam_opt(), lr=1e-2, cbs=cbs,
+                   cb_funcs=[partial(DeviceCallback, 'cpu'), partial(BatchTransformXCallback, scale), *cb_funcs])
+
+
+def plain_loop(model, dl, tfm=scale):
+    "The oracle: what get_preds does, written by hand"
+    training = model.training
+    model.eval()
+    with torch.no_grad(): res = [(model(tfm(xb)), yb) for xb, yb in dl]
+    model.train(training)
+    return torch.cat([p for p, _ in res]), torch.cat([y for _, y in res])
+
+
+def test_get_preds_matches_a_plain_eval_loop():
+    learn = cls_learner()
+    learn.fit(2)
+    preds, targs = learn.get_preds()
+    want, want_y = plain_loop(learn.model, learn.data.valid_dl)
+    test_eq(preds, want)                                              # eval mode (dropout off, BN running stats)
+    test_eq(targs, want_y)
+    test_eq(preds.shape, (20, 3)); assert preds.device.type == 'cpu' and not preds.requires_grad
+    test_eq(learn.get_preds(with_targets=False), want)
+    tdl = torch.utils.data.DataLoader(learn.data.train_dl.dataset, batch_size=5)     # any loader, in its order
+    test_eq(learn.get_preds(tdl)[0], plain_loop(learn.model, tdl)[0])
+
+
+def test_get_preds_act_and_reduce():
+    learn = cls_learner()
+    learn.fit(1)
+    logits, targs = learn.get_preds()
+    probs, targs2 = learn.get_preds(act=partial(F.softmax, dim=-1))
+    test_eq(probs, F.softmax(logits, dim=-1)); test_eq(targs2, targs)
+    test_eq(learn.get_preds(with_targets=False, reduce='argmax'), logits.argmax(-1))
+    test_eq(learn.get_preds(with_targets=False, act=partial(F.softmax, dim=-1), reduce=lambda p: p.max(-1).values),
+            probs.max(-1).values)
+    test_raises(lambda: learn.get_preds(reduce='max'), ValueError, "'argmax'")
+
+
+def test_get_preds_fires_only_begin_batch_and_after_pred_as_in_validation():
+    Spy = make_spy(ALL)
+    spy, seen = Spy(), []
+    class SeesMode(Callback):
+        def begin_batch(self): seen.append(self.in_train)
+    learn = cls_learner(cbs=[spy, SeesMode()], cb_funcs=[partial(AvgStatsCallback, []), Recorder])
+    with contextlib.redirect_stdout(io.StringIO()): learn.fit(1, cbs=one_cycle(1e-2))
+    spy.events.clear(); seen.clear()
+    lrs, losses, stats = [h['lr'] for h in learn.opt.hypers], list(learn.recorder.losses), learn.avg_stats.valid_stats.avg_stats
+    learn.model.train()
+    learn.get_preds()
+    test_eq(spy.events, ['begin_batch', 'after_pred'] * len(learn.data.valid_dl))
+    test_eq(seen, [False] * len(learn.data.valid_dl))
+    test_eq([h['lr'] for h in learn.opt.hypers], lrs)                  # no scheduler, no recorder, no statistics
+    test_eq(learn.recorder.losses, losses); test_eq(learn.avg_stats.valid_stats.avg_stats, stats)
+    assert learn.model.training                                        # the mode it was in, restored
+
+
+def test_get_preds_with_progress_and_table_callbacks_prints_nothing():
+    learn = cls_learner(cb_funcs=[partial(TableStatsCallback, []), partial(ProgressCallback, console=True)])
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out): learn.fit(1)
+    n = len(out.getvalue())
+    with contextlib.redirect_stdout(out): learn.get_preds()
+    test_eq(len(out.getvalue()), n)
+    fresh = cls_learner(cb_funcs=[partial(TableStatsCallback, []), partial(ProgressCallback, console=True)])
+    with contextlib.redirect_stdout(out): fresh.get_preds()             # never fitted: no bar, no table either
+    test_eq(len(out.getvalue()), n)
+
+
+def test_get_preds_puts_the_learner_back_also_when_it_raises():
+    learn = cls_learner()
+    learn.fit(1)
+    xb, in_train = learn.xb, learn.in_train
+    learn.get_preds()
+    assert learn.xb is xb and learn.in_train == in_train and learn.pred is not None
+    boom = make_spy(['after_pred'], raise_at={('after_pred', 2): RuntimeError('boom')})()
+    learn.add_cbs(boom)
+    learn.model.train()
+    test_raises(lambda: learn.get_preds(), RuntimeError, 'boom')
+    assert learn.xb is xb and learn.model.training
+    fresh = cls_learner()
+    fresh.get_preds()
+    assert 'xb' not in fresh.__dict__ and 'pred' not in fresh.__dict__
+
+
+def test_get_preds_takes_the_first_element_of_a_tuple_or_what_pred_func_takes():
+    class WithExtras(torch.nn.Module):
+        def __init__(self): super().__init__(); self.m = RegModel(2., 3.)
+        def forward(self, x): return self.m(x), [x], x * 0
+    learn = Learner(WithExtras(), synth_data(shuffle=False), F.mse_loss)
+    preds, targs = learn.get_preds()
+    xs = torch.cat([xb for xb, _ in learn.data.valid_dl])
+    test_eq(preds, 2 * xs + 3)
+    test_eq(targs, torch.cat([yb for _, yb in learn.data.valid_dl]))
+    test_eq(learn.get_preds(with_targets=False, pred_func=lambda out: out[1][0]), xs)
+
+
+def test_get_preds_half_precision_outputs_come_back_as_float32():
+    class Half(torch.nn.Module):
+        def __init__(self): super().__init__(); self.m = RegModel(2., 3.)
+        def forward(self, x): return self.m(x).half()
+    learn = Learner(Half(), synth_data(shuffle=False), F.mse_loss)
+    preds = learn.get_preds(with_targets=False)
+    test_eq(preds.dtype, torch.float32)
+    test_eq(preds, (2 * torch.cat([xb for xb, _ in learn.data.valid_dl]) + 3).half().float())
+
+
+def seq_learner(lengths=(3, 3, 5, 5, 2), bs=2):
+    "An identity model on sequences of ids 1..n: each batch as long as its longest item (the others padded with 0)"
+    def collate(items):
+        xs = torch.zeros(len(items), max(len(x) for x, _ in items), dtype=torch.long)
+        for i, (x, _) in enumerate(items): xs[i, :len(x)] = x
+        return xs, xs.clone()
+    seqs = [torch.arange(1, n + 1) for n in lengths]
+    dl = torch.utils.data.DataLoader(list(zip(seqs, seqs)), batch_size=bs, collate_fn=collate)
+    return Learner(torch.nn.Identity(), DataBunch(dl, dl), F.mse_loss)
+
+
+def test_get_preds_of_variable_length_batches_needs_a_pad_value():
+    learn = seq_learner()
+    test_raises(lambda: learn.get_preds(), ValueError, 'pad_value')
+    ids, targs = learn.get_preds(pad_value=-1)
+    test_eq(ids.shape, (5, 5))
+    test_eq(ids.tolist(), [[1, 2, 3, -1, -1], [1, 2, 3, -1, -1], [1, 2, 3, 4, 5], [1, 2, 3, 4, 5], [1, 2, -1, -1, -1]])
+    test_eq(targs, ids)
+    onehot = learn.get_preds(with_targets=False, act=lambda x: F.one_hot(x, 6).float(), reduce='argmax', pad_value=0)
+    test_eq(onehot, ids.clamp(min=0))                                  # argmax per batch, then padded
+    last = learn.get_preds(with_targets=False, reduce=lambda x: x[:, -1])  # one value a row: no padding needed
+    test_eq(last.tolist(), [3, 3, 5, 5, 2])
+
+
+def test_get_preds_resets_a_stateful_model_first():
+    class Counter(torch.nn.Module):
+        "Adds up what it has seen, batch after batch, until `reset`"
+        def __init__(self): super().__init__(); self.w = torch.nn.Parameter(torch.ones(())); self.reset()
+        def reset(self): self.total = 0.
+        def forward(self, x):
+            self.total = self.total + x.sum()
+            return x * 0 + self.total
+    learn = Learner(Counter(), synth_data(shuffle=False, bs=4), F.mse_loss)        # 2 validation batches of 8
+    first = learn.get_preds(with_targets=False)
+    test_eq(learn.get_preds(with_targets=False), first)               # a fresh state each time
+    xs = torch.cat([xb for xb, _ in learn.data.valid_dl])
+    test_near(first[8:], xs.sum().expand(8), 1e-5)                    # the state carried from batch 0 to batch 1
+
+
+def test_get_preds_empty_loader():
+    learn = cls_learner()
+    empty = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.zeros(0, 3), torch.zeros(0)), batch_size=2)
+    test_raises(lambda: learn.get_preds(empty), ValueError, 'no batch')
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_get_preds_runs_on_the_device_callback_device():
+    learn = Learner(cls_model(), cls_data(), F.cross_entropy, opt_func=adam_opt(),
+                    cb_funcs=[partial(DeviceCallback, 'cuda'), partial(BatchTransformXCallback, scale)])
+    assert next(learn.model.parameters()).device.type == 'cpu'        # never fitted: the model is still on the CPU
+    preds, targs = learn.get_preds()
+    assert next(learn.model.parameters()).device.type == 'cuda' and preds.device.type == 'cpu'
+    test_near(preds, plain_loop(learn.model.cpu(), learn.data.valid_dl)[0], 1e-4)

@@ -441,3 +441,19 @@ def test_half_model_with_a_lesson_norm_runs_forward_and_backward(name):
         test_eq(p.grad.dtype, p.dtype)
         assert p.grad.isfinite().all()
     test_eq({p.dtype for p in m[1].parameters()}, {torch.float32})
+
+
+@pytest.mark.parametrize('cb_cls', [MixedPrecision, AutocastMixedPrecision])
+def test_get_preds_with_a_mixed_precision_callback_kept_on_the_learner(cb_cls):
+    "Outside a fit the model is fp32: get_preds before and after a fit gives float32 predictions (ours: the fp32 model's)"
+    learn = learner(cbs=cb_cls(torch.bfloat16))
+    x, y = learn.data.valid_ds.tensors
+    def fp32():
+        with torch.no_grad(): return learn.model.eval()(x)
+    preds, targs = learn.get_preds()                                   # never fitted: plain fp32
+    test_eq(preds, fp32()); test_eq(targs, y)
+    learn.fit(1)
+    preds = learn.get_preds(with_targets=False)
+    test_eq(preds.dtype, torch.float32)
+    if cb_cls is MixedPrecision: test_eq(preds, fp32())               # the batch is not cast for an fp32 model
+    else: test_near(preds, fp32(), 0.1)                               # under autocast (bf16), as in validation

@@ -1,9 +1,9 @@
-"""Lesson 11: XResNet, sched_1cycle and cnn_learner, on the CPU.
+"""Lesson 11: XResNet, 1cycle (lesson 05's one_cycle, which replaced sched_1cycle) and cnn_learner, on the CPU.
 
 Shapes for any number of input channels and any size, every residual block the identity at init (the branch
 outputs exactly 0), the stride of each stage, parameter counts derived by hand below, gradients reaching the
-stem; 1cycle per parameter group read from `opt.hypers` during a fit; `cnn_learner` reading c_in/c_out from
-the data and lowering the loss.
+stem; 1cycle per parameter group read from `opt.hypers` during a fit, value for value the removed
+`sched_1cycle`; `cnn_learner` reading c_in/c_out from the data and lowering the loss.
 """
 import math
 from collections import Counter
@@ -21,8 +21,9 @@ from exp.nb_08 import DataBunch
 from exp.nb_09 import adam_opt
 from exp.nb_09b import Callback, Learner
 from exp.nb_05 import Recorder
+from exp.nb_05 import ParamScheduler, combine_scheds, cos_1cycle_anneal, listify, one_cycle
 from exp.nb_11 import (xconv_layer, ResBlock, XResNet, xresnet18, xresnet34, xresnet50, xresnet101, init_xresnet,
-                       create_phases, sched_1cycle, cnn_learner)
+                       cnn_learner)
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -159,10 +160,40 @@ def test_resblock_widths_are_before_expansion():
         test_raises(lambda: ResBlock(*bad), ValueError)
 
 
-def test_create_phases():
-    test_eq(create_phases(0.3), [0.3, 0.7])
-    test_near(create_phases([0.3, 0.2]), [0.3, 0.2, 0.5])
-    test_raises(lambda: create_phases(1.2), ValueError)
+def old_sched_1cycle(lrs, pct_start=0.3, mom_start=0.95, mom_mid=0.85, mom_end=0.95):
+    "The oracle: lesson 11's `sched_1cycle` and `create_phases` as they were before `one_cycle` replaced them"
+    phases = [float(p) for p in listify(pct_start)]
+    phases = phases + [1 - sum(phases)]
+    scheds = [combine_scheds(phases, cos_1cycle_anneal(lr / 10., lr, lr / 1e5)) for lr in listify(lrs)]
+    return [ParamScheduler('lr', scheds if isinstance(lrs, (list, tuple)) else scheds[0]),
+            ParamScheduler('mom', combine_scheds(phases, cos_1cycle_anneal(mom_start, mom_mid, mom_end)))]
+
+
+def positions(n_batches):
+    "Every `pos` a fit of `n_batches` training batches an epoch reaches (added up as TrainEvalCallback does), and 1"
+    res, pos = [], 0.
+    for epoch in range(3):
+        pos = float(epoch)
+        for _ in range(n_batches):
+            res.append(pos / 3)
+            pos += 1. / n_batches
+    return res + [1.]
+
+
+@pytest.mark.parametrize('moms', [(0.95, 0.85, 0.95), (0.8, 0.7, 0.8), (0.95, 0.85, 0.9)])
+@pytest.mark.parametrize('pct', [0.25, 0.3, 0.5, 0])
+@pytest.mark.parametrize('lrs', [1e-2, 3e-3, 5e-3, [1e-3, 1e-2], (1e-4, 3e-4, 1e-3, 0.), [2e-3]])
+def test_one_cycle_is_value_for_value_the_old_sched_1cycle(lrs, pct, moms):
+    "RESULTS numbers do not move: the same lr (per group) and momentum, bit for bit, at every position of a fit"
+    old_lr, old_mom = old_sched_1cycle(lrs, pct, *moms)
+    new_lr, new_mom = one_cycle(lrs, pct, moms=moms)
+    test_eq(type(new_lr.sched_funcs), type(old_lr.sched_funcs))          # a list for a list, even of one
+    olds, news = listify(old_lr.sched_funcs), listify(new_lr.sched_funcs)
+    test_eq(len(news), len(olds))
+    for n in (7, 10, 64, 391):
+        ps = positions(n)
+        for old, new in zip(olds, news): assert [new(p) for p in ps] == [old(p) for p in ps], (lrs, pct, n)
+        assert [new_mom.sched_funcs(p) for p in ps] == [old_mom.sched_funcs(p) for p in ps], (moms, pct, n)
 
 
 class HyperLog(Callback):
@@ -182,33 +213,43 @@ def tiny_data(n=80, bs=8, c_in=2, c_out=3, size=8, seed=0):
                      DataLoader(TensorDataset(x[:16], y[:16]), batch_size=16), c_in=c_in, c_out=c_out)
 
 
-def test_sched_1cycle_per_group_in_hypers():
+def per_group_run(cbs, lrs):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(2 * 8 * 8, 8), nn.ReLU(), nn.Linear(8, 3))
     splitter = lambda m: [list(m[1].parameters()), list(m[3].parameters())]
-    lrs, pct = [1e-3, 1e-2], 0.3
     learn = Learner(model, tiny_data(), F.cross_entropy, opt_func=adam_opt(), lr=lrs, splitter=splitter)
     log = HyperLog()
-    learn.fit(1, cbs=sched_1cycle(lrs, pct_start=pct, mom_start=0.95, mom_mid=0.85, mom_end=0.9) + [log])
-    test_eq(len(log.log), 10)
-    pos0, hyp0 = log.log[0]
+    learn.fit(1, cbs=cbs + [log])
+    return log.log, learn.model
+
+
+def test_one_cycle_per_group_in_hypers():
+    lrs, pct = [1e-3, 1e-2], 0.3
+    log, model = per_group_run(one_cycle(lrs, pct_start=pct, moms=(0.95, 0.85, 0.9)), lrs)
+    test_eq(len(log), 10)
+    pos0, hyp0 = log[0]
     test_eq(pos0, 0.)
     test_near([h[0] for h in hyp0], [1e-4, 1e-3], eps=1e-12)            # lr/10 for each group
-    test_near([h[1] for h in hyp0], [0.95, 0.95])
-    pos3, hyp3 = log.log[3]                                              # batch 3 of 10: pos 0.3 = pct_start
+    test_near([h[1] for h in hyp0], [0.95, 0.95])                       # our Adam's `mom`, found unnamed
+    pos3, hyp3 = log[3]                                                  # batch 3 of 10: pos 0.3 = pct_start
     test_near(pos3, pct, eps=1e-9)
     test_near([h[0] for h in hyp3], lrs, eps=1e-9)
     test_near([h[1] for h in hyp3], [0.85, 0.85])
-    lr_sched, mom_sched = sched_1cycle(lrs, pct_start=pct, mom_start=0.95, mom_mid=0.85, mom_end=0.9)
+    lr_sched, mom_sched = one_cycle(lrs, pct_start=pct, moms=(0.95, 0.85, 0.9))
     test_near([f(1.) for f in lr_sched.sched_funcs], [1e-8, 1e-7], eps=1e-15)   # lr/1e5 at the end
     test_near(mom_sched.sched_funcs(1.), 0.9)
-    lrs_seen = [h[0][0] for _, h in log.log]
+    lrs_seen = [h[0][0] for _, h in log]
     assert lrs_seen.index(max(lrs_seen)) == 3 and lrs_seen[-1] < lrs_seen[4]  # up, then down
+    old_log, old_model = per_group_run(old_sched_1cycle(lrs, pct, 0.95, 0.85, 0.9), lrs)
+    test_eq(log, old_log)                                                # the same hypers at every batch ...
+    for p, q in zip(model.parameters(), old_model.parameters()): test_eq(p, q)   # ... so the same weights
 
 
-def test_sched_1cycle_one_lr_for_all_groups():
-    lr_sched, _ = sched_1cycle(1e-2, pct_start=0.5)
+def test_one_cycle_one_lr_for_all_groups():
+    lr_sched, _ = one_cycle(1e-2, pct_start=0.5)
     test_near(lr_sched.sched_funcs(0.5), 1e-2)
+    log, _ = per_group_run(one_cycle(1e-2), [1e-3, 1e-2])
+    assert all(h[0][0] == h[1][0] for _, h in log)
 
 
 def test_cnn_learner_infers_c_in_c_out_and_trains():
@@ -218,7 +259,7 @@ def test_cnn_learner_infers_c_in_c_out_and_trains():
     learn.logger = lambda *a: None
     test_eq((learn.model[0][0].in_channels, learn.model[-1].out_features), (1, 4))
     rec = Recorder()
-    learn.fit(3, cbs=sched_1cycle(3e-3, 0.3) + [rec])
+    learn.fit(3, cbs=one_cycle(3e-3, 0.3) + [rec])
     n = len(rec.losses) // 3
     assert sum(rec.losses[-n:]) / n < 0.7 * sum(rec.losses[:n]) / n, rec.losses
     learn2 = cnn_learner(xresnet18, data, F.cross_entropy, adam_opt(), c_in=1, c_out=9, progress=False)

@@ -18,11 +18,12 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from raising import caught
 from exp.nb_00 import test_eq, test_raises
+from exp.nb_05 import one_cycle
 from exp.nb_05b import TrainLoop, CancelFitException
 from exp.nb_08 import DataBunch, DataBlockError, random_splitter
 from exp.nb_09 import adam_opt
 from exp.nb_10c import bn_types
-from exp.nb_11 import xresnet18, xresnet34, cnn_learner, sched_1cycle
+from exp.nb_11 import xresnet18, xresnet34, cnn_learner
 from exp.nb_11a import (state_dict_by_hand, CheckpointError, save_model, read_state_dict, load_model,
                         check_state_dict, EpochCheckpoint, RegexLabeler, pets_labeler, sample_per_class,
                         folder_split, pets_split, transfer_split, TRANSFER_DATASETS, IMAGENETTE_FIRST5,
@@ -279,7 +280,7 @@ def test_lr_zero_group_is_bit_identical():
     learn = _adapted_learner(splitter=bn_splitter)
     g1, g2 = bn_splitter(learn.model)
     b1, b2 = [p.detach().clone() for p in g1], [p.detach().clone() for p in g2]
-    learn.fit(2, cbs=sched_1cycle([0., 1e-2]))
+    learn.fit(2, cbs=one_cycle([0., 1e-2]))
     test_eq([h['lr'] for h in learn.opt.hypers][0], 0.)
     assert all(torch.equal(a, p.detach()) for a, p in zip(b1, g1))
     assert sum(not torch.equal(a, p.detach()) for a, p in zip(b2, g2)) > len(g2) // 2

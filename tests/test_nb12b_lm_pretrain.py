@@ -11,10 +11,10 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from exp.nb_00 import test_eq, test_near, test_raises
+from exp.nb_05 import one_cycle
 from exp.nb_08 import DataBunch
 from exp.nb_09 import adam_opt
 from exp.nb_09b import Learner
-from exp.nb_11 import sched_1cycle
 from exp.nb_12 import PAD, get_lm_dls
 from exp.nb_12a import (GradientClipping, PerplexityTableCallback, RNNTrainer, accuracy_flat, cross_entropy_flat,
                         get_language_model)
@@ -81,12 +81,12 @@ def _learner(dps=0.1):
 def test_resumed_run_equals_uninterrupted(tmp_path):
     "3 epochs in one go == 2 epochs, a checkpoint, then the 3rd in a new learner (dropout on, articles shuffled)"
     ck = tmp_path/'ck.pth'
-    a = _learner(); a.fit(3, cbs=sched_1cycle(1e-2))
-    b = _learner(); b.fit(3, cbs=sched_1cycle(1e-2) + [TrainingCheckpoint(ck, stop_after=2)])
+    a = _learner(); a.fit(3, cbs=one_cycle(1e-2))
+    b = _learner(); b.fit(3, cbs=one_cycle(1e-2) + [TrainingCheckpoint(ck, stop_after=2)])
     c = _learner(); start, hist = load_training_checkpoint(c, ck)
     test_eq(start, 2); test_eq([h['epoch'] for h in hist], [0, 1])
     saver = TrainingCheckpoint(ck, hist)
-    c.fit(3, cbs=sched_1cycle(1e-2) + [saver], start_epoch=start)
+    c.fit(3, cbs=one_cycle(1e-2) + [saver], start_epoch=start)
     for p, q in zip(a.model.parameters(), c.model.parameters()): test_near(p, q, 1e-5)
     test_eq([h['epoch'] for h in saver.history], [0, 1, 2])
     test_eq(torch.load(ck, weights_only=True)['epoch'], 3)
@@ -96,10 +96,10 @@ def test_without_epoch_seed_the_resumed_run_differs(tmp_path):
     ck = tmp_path/'ck.pth'
     def learner():
         l = _learner(); l.cbs = [cb for cb in l.cbs if not isinstance(cb, EpochSeed)]; return l
-    a = learner(); a.fit(2, cbs=sched_1cycle(1e-2))
-    b = learner(); b.fit(2, cbs=sched_1cycle(1e-2) + [TrainingCheckpoint(ck, stop_after=1)])
+    a = learner(); a.fit(2, cbs=one_cycle(1e-2))
+    b = learner(); b.fit(2, cbs=one_cycle(1e-2) + [TrainingCheckpoint(ck, stop_after=1)])
     c = learner(); start, hist = load_training_checkpoint(c, ck)
-    c.fit(2, cbs=sched_1cycle(1e-2), start_epoch=start)
+    c.fit(2, cbs=one_cycle(1e-2), start_epoch=start)
     assert not all(torch.allclose(p, q, atol=1e-5) for p, q in zip(a.model.parameters(), c.model.parameters()))
 
 def test_checkpoint_refuses_pickled_objects_and_other_files(tmp_path):

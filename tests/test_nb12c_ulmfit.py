@@ -2,6 +2,7 @@
 sequences, BPT3C), concat pooling, the encoder folder, the classifier data and `predict`."""
 import json
 import shutil
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -13,16 +14,16 @@ from hypothesis import given, settings, strategies as st
 
 from exp.nb_00 import test_eq, test_near, test_raises
 from exp.nb_03 import Dataset
-from exp.nb_08 import CategoryProcessor, SplitData, label_by_func
+from exp.nb_05 import one_cycle
+from exp.nb_08 import CategoryProcessor, DataBunch, SplitData, label_by_func
 from exp.nb_09 import adam_opt
 from exp.nb_09b import Learner
 from exp.nb_09c import AvgStatsTableCallback
-from exp.nb_11 import sched_1cycle
-from exp.nb_12 import NumericalizeProcessor, TextList, TokenizeProcessor, pad_collate
+from exp.nb_12 import NumericalizeProcessor, TextList, TokenizeProcessor, get_clas_dls, pad_collate
 from exp.nb_12a import get_language_model
 from exp.nb_12b import read_pretrained, reverse_docs, save_pretrained
 from exp.nb_12c import (PackedAWD_LSTM, PoolingLinearClassifier, SentenceEncoder, clas_param_splitter, disc_lrs,
-                        fit_stage, freeze_to, get_probs, get_text_classifier, lm_param_splitter, load_encoder,
+                        fit_stage, freeze_to, get_text_classifier, in_dataset_order, lm_param_splitter, load_encoder,
                         masked_concat_pool, match_embeds, pad_lengths, predict, save_encoder, text_clas_databunch,
                         unique_params)
 
@@ -321,15 +322,34 @@ def test_text_clas_databunch(text_ll):
     pad_lengths(xb, fwd.pad_idx)                                         # pads at the end
 
 
-def test_get_probs_in_dataset_order():
+def old_get_probs(model, ds, bs=64, pad_idx=1):
+    "The oracle: lesson 12c's `get_probs` before `Learner.get_preds` replaced it (batches of `ds` built longest first)"
+    order = sorted(range(len(ds)), key=lambda i: len(ds.x[i]), reverse=True)
+    res = [None] * len(ds)
+    model.eval()
+    with torch.no_grad():
+        for s in range(0, len(order), bs):
+            idx = order[s:s + bs]
+            xb, _ = pad_collate([ds[i] for i in idx], pad_idx=pad_idx)
+            for i, p in zip(idx, F.softmax(model(xb).float(), -1).cpu()): res[i] = p
+    return torch.stack(res)
+
+
+def test_get_preds_of_a_text_classifier_in_dataset_order():
     clf = tiny_clas(30, seed=6)
     g = torch.Generator().manual_seed(0)
     ds = Dataset([torch.randint(2, 30, (n,), generator=g).numpy() for n in (3, 11, 1, 7, 5)], [0, 1, 2, 0, 1])
-    p = get_probs(clf, ds, bs=2)
-    clf.eval()
+    data = DataBunch(*get_clas_dls(ds, ds, 1))                          # validation: batches of 2, longest first
+    learn = Learner(clf, data, F.cross_entropy, opt_func=adam_opt())
+    probs, targs = learn.get_preds(act=partial(F.softmax, dim=-1))
+    test_eq(targs.tolist(), [ds.y[i] for i in (1, 3, 4, 0, 2)])        # the sampler's order
+    p = in_dataset_order(probs, data.valid_dl)
+    test_eq(in_dataset_order(targs, data.valid_dl).tolist(), ds.y)
+    test_eq(p, old_get_probs(clf, ds, bs=2))                            # what lesson 12c printed before, exactly
     with torch.no_grad():
         for i in range(len(ds)): test_near(p[i], F.softmax(clf(torch.as_tensor(ds.x[i], dtype=torch.long)[None]), -1)[0], 1e-5)
     test_near(p.sum(1), torch.ones(5), 1e-5)
+    test_raises(lambda: in_dataset_order(probs[:3], data.valid_dl), ValueError, '3 rows for the 5 items')
 
 
 def test_predict_raw_text(text_ll):
@@ -356,14 +376,14 @@ def test_fit_stage_loads_a_finished_stage(tmp_path, text_ll):
         return Learner(clf, data, F.cross_entropy, opt_func=adam_opt(), splitter=clas_param_splitter,
                        cbs=[AvgStatsTableCallback([], logger=lambda *a: None)])
     a = learner()
-    h = fit_stage(a, tmp_path/'s.pth', 2, sched_1cycle(disc_lrs(1e-2, 4)))
+    h = fit_stage(a, tmp_path/'s.pth', 2, one_cycle(disc_lrs(1e-2, 4)))
     test_eq([e['epoch'] for e in h], [0, 1])
     b = learner()
-    h2 = fit_stage(b, tmp_path/'s.pth', 2, sched_1cycle(disc_lrs(1e-2, 4)))     # finished: loaded, not trained
+    h2 = fit_stage(b, tmp_path/'s.pth', 2, one_cycle(disc_lrs(1e-2, 4)))     # finished: loaded, not trained
     test_eq(h2, h)
     for p, q in zip(a.model.parameters(), b.model.parameters()): test_eq(p, q)
     c = learner()
-    fit_stage(c, tmp_path/'s.pth', 2, sched_1cycle(disc_lrs(1e-2, 4)), resume=False)   # trained again: the same run
+    fit_stage(c, tmp_path/'s.pth', 2, one_cycle(disc_lrs(1e-2, 4)), resume=False)   # trained again: the same run
     for p, q in zip(a.model.parameters(), c.model.parameters()): test_near(p, q, 1e-6)
 
 @pytest.mark.parametrize('fault', ['pickled', 'cut'])

@@ -16,7 +16,7 @@ from exp.nb_12a import get_language_model
 from exp.nb_12b import save_pretrained
 from exp.nb_14 import (IMAGENETTE_NAMES, NAME_SUBSTITUTES, MissingWordWarning, NearestClassAccuracy,
                        VectorTargetLoss, WordSpace, class_targets, content_words, cooccurrence_counts, cos_loss,
-                       devise_head, devise_learner, devise_model, get_preds, hnsw_index, load_word_space,
+                       devise_head, devise_learner, devise_model, hnsw_index, load_word_space,
                        name_vector, nearest_class, ppmi, read_vec_file, recall_at_k, standin_word_space,
                        topk_rows, topk_search, unit_rows, word_space_from_lm)
 
@@ -316,7 +316,9 @@ def test_devise_learner_fits_and_get_preds_is_ordered():
     data = DataBunch(dl(True), dl(False), c_in=3, c_out=3)
     learn = devise_learner(xresnet18, data, cv, adam_opt(), lr=1e-3, n_hidden=16, progress=False, device='cpu')
     learn.fit(1)
-    preds, ys = get_preds(learn.model, data.valid_dl)
+    preds, ys = learn.get_preds()                                     # lesson 09b's, through the learner's callbacks
     test_eq(preds.shape, (n, 8)); test_eq(ys, y)
+    learn.model.eval()
+    with torch.no_grad(): test_eq(preds, torch.cat([learn.model(xb.float() / 255) for xb, _ in data.valid_dl]))
     with pytest.raises(ValueError, match='4 rows'):
         devise_learner(xresnet18, data, unit_rows(torch.randn(4, 8)), adam_opt(), progress=False)
