@@ -2,12 +2,13 @@
 # edit the notebook, then run `python notebook2script.py`.
 
 from exp.nb_12 import __all__ as _base_all
-__all__ = _base_all + ['load_state', 'read_torch', 'LSTMCell', 'LSTMLayer', 'FusedLSTMCell',
-    'copy_lstm_weights', 'StackedLSTM', 'GRUCell', 'time_fn', 'lstm_timings', 'dropout_mask',
-    'RNNDropout', 'WEIGHT_HH', 'WeightDropout', 'EmbeddingDropout', 'to_detach', 'AWD_LSTM',
-    'LinearDecoder', 'SequentialRNN', 'get_language_model', 'cross_entropy_flat', 'accuracy_flat',
-    'perplexity', 'PerplexityTableCallback', 'clip_grad_global_', 'GradientClipping', 'ar_loss',
-    'tar_loss', 'RNNTrainer', 'save_lm', 'load_lm', 'take_tokens', 'shrink_vocab']
+__all__ = _base_all + ['cpu_state_dict', 'load_state', 'read_torch', 'save_torch', 'LSTMCell',
+    'LSTMLayer', 'FusedLSTMCell', 'copy_lstm_weights', 'StackedLSTM', 'GRUCell', 'time_fn',
+    'lstm_timings', 'dropout_mask', 'RNNDropout', 'WEIGHT_HH', 'WeightDropout', 'EmbeddingDropout',
+    'to_detach', 'AWD_LSTM', 'LinearDecoder', 'SequentialRNN', 'get_language_model',
+    'cross_entropy_flat', 'accuracy_flat', 'perplexity', 'PerplexityTableCallback',
+    'clip_grad_global_', 'GradientClipping', 'ar_loss', 'tar_loss', 'RNNTrainer', 'save_lm',
+    'load_lm', 'take_tokens', 'shrink_vocab']
 
 
 from exp.nb_12 import *

@@ -3,9 +3,9 @@
 
 from exp.nb_12a import __all__ as _base_all
 __all__ = [n for n in _base_all if n not in {'load_lm', 'save_lm'}] + ['WIKI_CORPORA', 'wiki_path',
-    'is_wiki_title', 'wiki_articles', 'reverse_docs', 'TrainingCheckpoint',
-    'load_training_checkpoint', 'EpochSeed', 'next_words', 'write_json', 'save_pretrained',
-    'read_pretrained', 'load_pretrained']
+    'is_wiki_title', 'wiki_articles', 'reverse_docs', 'check_state_dict', 'read_state_dict',
+    'settings_digest', 'TrainingCheckpoint', 'load_training_checkpoint', 'EpochSeed', 'next_words',
+    'write_json', 'save_pretrained', 'read_pretrained', 'load_pretrained']
 
 
 from exp.nb_12a import *

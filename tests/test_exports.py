@@ -124,3 +124,17 @@ def test_00_exports_finds_its_notebook_from_any_folder(tmp_path):
         assert res.returncode == 0, f'from {cwd}:\n{res.stderr}'
         assert res.stdout.split()[0] == str((ROOT / 'nbs' / '00_exports.ipynb').resolve())
         assert int(res.stdout.split()[1]) == len(cells)
+
+
+def test_the_text_wing_branches_off_the_core():
+    "Lessons 12-13 import the trunk (00-09c) and not the vision wing (10-11a): no XResNet in a translation lesson"
+    import subprocess, sys
+    code = ("import sys, exp.nb_13; "
+            "print(sorted(m for m in sys.modules if m.startswith('exp.nb_1') and m[7:] < '12'))")
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == '[]', f'the text wing loads vision lessons: {r.stdout}'
+    import exp.nb_13, exp.nb_11a, exp.nb_09c
+    vision = {n for n in set(exp.nb_11a.__all__) - set(exp.nb_09c.__all__)       # the support package is shared
+              if not getattr(getattr(exp.nb_11a, n), '__module__', '').startswith('coursekit')}
+    assert not vision & set(exp.nb_13.__all__), sorted(vision & set(exp.nb_13.__all__))[:10]
