@@ -39,7 +39,7 @@ def csv_to_folders(csv_path, dest, text_col='text', label_col='label', valid_col
     "Write each row of `csv_path` to `dest/{train|test}/<label>/<row>.txt`, once, as one folder (atomic); returns `dest`"
     dest = Path(dest)
     if dest.exists(): return dest
-    rows = csv.DictReader(io.StringIO(read_file(csv_path), newline=''))
+    rows = csv.DictReader(io.StringIO(read_text(csv_path), newline=''))   # a file that is not UTF-8: one line naming it
     with replace_folder(dest, keep_existing=True) as tmp:     # another process may finish first: keep its folder
         for i, row in enumerate(rows):
             missing = [c for c in (text_col, label_col, valid_col) if c not in row]

@@ -414,7 +414,7 @@ def test_csv_to_folders_names_a_csv_that_is_not_utf8(tmp_path):
     for i, data in enumerate(['label,text,is_valid\nneg,caf\xe9,False\n'.encode('latin-1'), bytes(range(128, 256))]):
         csv = tmp_path/f't{i}.csv'
         csv.write_bytes(data)
-        e = caught(lambda: csv_to_folders(csv, tmp_path/f'out{i}'), DataBlockError)
+        e = caught(lambda: csv_to_folders(csv, tmp_path/f'out{i}'), ValueError)
         assert csv.name in str(e) and 'utf-8' in str(e) and '\n' not in str(e)
         assert not (tmp_path/f'out{i}').exists()
     test_eq(sorted(p.name for p in tmp_path.iterdir()), ['t0.csv', 't1.csv'])   # no temporary folder left
