@@ -1,5 +1,5 @@
 """The generated package must match the notebooks, import on its own, and notebooks must be clean."""
-import ast, builtins, importlib, os, subprocess, symtable, sys, types
+import ast, builtins, importlib, json, os, subprocess, symtable, sys, types
 from pathlib import Path
 
 import pytest
@@ -23,14 +23,41 @@ def test_notebooks_are_clean():
     assert res.returncode == 0, f'run `python tools/clean_nbs.py`:\n{res.stdout}{res.stderr}'
 
 
+IMPORT_EACH = """
+import importlib, json, sys, traceback
+from pathlib import Path
+res = {}
+for m in sys.argv[1:]:
+    for k in [k for k in sys.modules if k == 'exp' or k.startswith(('exp.', 'coursekit'))]: del sys.modules[k]
+    try: importlib.import_module('exp.' + m); res[m] = None
+    except BaseException: res[m] = traceback.format_exc()
+    if Path('data').exists(): res[m] = (res[m] or '') + 'importing it touched the data folder'
+print(json.dumps(res))
+"""
+
+@pytest.fixture(scope='module')
+def fresh_imports(tmp_path_factory):
+    """{module: None or what went wrong}: each module imported with every `exp` and `coursekit` module
+    forgotten first (so its whole chain runs again), from an unrelated folder. One interpreter for all
+    25: torch is imported once (a fresh interpreter per module cost 4-5 s each)."""
+    cwd = tmp_path_factory.mktemp('imports')
+    env = {**os.environ, 'PYTHONPATH': str(ROOT), 'EXP_DATA': str(cwd / 'data')}
+    res = subprocess.run([sys.executable, '-c', IMPORT_EACH, *MODULES], capture_output=True, text=True,
+                         cwd=cwd, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
 @pytest.mark.parametrize('module', MODULES)
-def test_module_imports_in_fresh_interpreter(module, tmp_path):
-    "Each module imports alone, from an unrelated folder, without notebook globals."
+def test_module_imports_on_its_own(module, fresh_imports):
+    "Each module imports alone, from an unrelated folder, without notebook globals, and touches no data."
+    assert fresh_imports[module] is None, f'import exp.{module} failed:\n{fresh_imports[module]}'
+
+def test_last_module_imports_in_a_fresh_interpreter(tmp_path):
+    "The end of each wing in a brand-new interpreter too (nothing imported before it)"
     env = {**os.environ, 'PYTHONPATH': str(ROOT), 'EXP_DATA': str(tmp_path / 'data')}
-    res = subprocess.run([sys.executable, '-c', f'import exp.{module}'],
-                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
-    assert res.returncode == 0, f'import exp.{module} failed:\n{res.stderr}'
-    assert not (tmp_path / 'data').exists(), f'importing exp.{module} touched the data folder'
+    res = subprocess.run([sys.executable, '-c', 'import exp.nb_11a, exp.nb_14'], capture_output=True, text=True,
+                         cwd=tmp_path, env=env, timeout=300)
+    assert res.returncode == 0 and not (tmp_path / 'data').exists(), res.stderr
 
 
 # ---------------------------------------------------------------- __all__ and imports
