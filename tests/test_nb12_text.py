@@ -419,3 +419,23 @@ def test_csv_to_folders_names_a_csv_that_is_not_utf8(tmp_path):
         assert csv.name in str(e) and 'utf-8' in str(e) and '\n' not in str(e)
         assert not (tmp_path/f'out{i}').exists()
     test_eq(sorted(p.name for p in tmp_path.iterdir()), ['t0.csv', 't1.csv'])   # no temporary folder left
+
+def test_cache_rebuild_killed_before_the_swap_leaves_a_whole_folder(small_imdb, tmp_path, capsys, monkeypatch):
+    """Lesson 12's cache used to delete the old folder, then rename the new one: a kill between left no cache and a
+    hidden temporary folder. Now the rebuild is exchanged in one step, and a killed one leaves the old folder whole"""
+    from coursekit import files
+    cache = tmp_path/'cache'
+    _build(small_imdb, cache, capsys)
+    (folder,) = cache.iterdir()
+    (folder/'manifest.json').write_text('{"key": ')                      # damaged: the next build rebuilds it
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    real = files._swap_in
+    def killed(a, b): raise KeyboardInterrupt('killed')
+    monkeypatch.setattr(files, '_swap_in', killed)
+    with pytest.raises(KeyboardInterrupt): _build(small_imdb, cache, capsys)
+    test_eq({p.name: p.read_bytes() for p in folder.iterdir()}, before)   # the old folder, as it was
+    test_eq([p.name for p in cache.iterdir()], [folder.name])               # no hidden temporary folder
+    monkeypatch.setattr(files, '_swap_in', real)
+    _, _, out, _, _ = _build(small_imdb, cache, capsys)
+    assert 'rebuilding' in out and 'saved' in out
+    test_eq([p.name for p in cache.iterdir()], [folder.name])
