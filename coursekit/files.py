@@ -44,6 +44,7 @@ def temp_path(path, kind='tmp'):
 
 def _running(pid):
     if pid == os.getpid(): return True
+    if os.name == 'nt': return True                  # os.kill(pid, 0) would send Ctrl-C there: keep, to be safe
     try: os.kill(pid, 0)
     except ProcessLookupError: return False
     except (PermissionError, OSError): return True    # someone else's process, or a system that cannot tell
