@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
-from coursekit.datasets import URLs, untar_data
+from coursekit.datasets import URLs, DatasetError, untar_data
 from exp.nb_04 import Callback
 from exp.nb_05 import one_cycle
 from exp.nb_05b import CancelFitException
@@ -350,7 +350,10 @@ def check_images(root, files):
 
 def get_split(args, world):
     "The labelled train/validation split, and its images checked: all before any process group or epoch"
-    path = args.data if args.data is not None else untar_data(URLs.IMAGENETTE_160)
+    try: path = args.data if args.data is not None else untar_data(URLs.IMAGENETTE_160)
+    except DatasetError as e:                          # offline with no mirror, a damaged archive, ...
+        first = (str(e).strip().splitlines() or ['?'])[0]
+        raise UsageError(f'no --data given, and Imagenette could not be fetched: {first} (or pass --data DIR)') from None
     try: ll = imagenette_split(path, args.size, args.n_classes, n_train=args.n_train, n_valid=args.n_valid,
                               seed=args.seed, augment=not args.no_augment)
     except DataBlockError as e:                        # no image files, a validation class not in training, ...

@@ -436,3 +436,17 @@ def test_exit_status_from_the_command_line(tmp_path):
     r = subprocess.run([sys.executable, str(SCRIPT), '--arch', 'nope', '--data', str(tmp_path)], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and 'unknown' in r.stderr
+
+
+def test_no_data_and_no_dataset_exit_2(tmp_path, capsys, monkeypatch):
+    "No --data, an empty data folder and no mirror, offline: one line saying so (once a DatasetError traceback)"
+    monkeypatch.setenv('EXP_DATA', str(tmp_path / 'data'))
+    monkeypatch.setenv('EXP_MIRROR', str(tmp_path / 'mirror'))
+    (tmp_path / 'mirror').mkdir()
+    import coursekit.datasets as ds
+    def offline(*a, **k): raise OSError('network is unreachable')
+    monkeypatch.setattr(ds.urllib.request, 'urlopen', offline)
+    argv = [a for a in small_args(tmp_path) if a not in ('--data', str(tmp_path))]
+    rc, err = run_main(capsys, argv)
+    assert rc == 2 and 'Imagenette could not be fetched' in err and '--data DIR' in err, err
+    assert len(err.strip().splitlines()) == 1, err
