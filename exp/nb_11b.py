@@ -3,7 +3,7 @@
 
 from exp.nb_11a import __all__ as _base_all
 __all__ = _base_all + ['RankError', 'free_port', 'run_ranks', 'hello', 'fail_on_rank',
-    'ShardSampler']
+    'ShardSampler', 'mnist_slice', 'tiny_mlp', 'flat_params', 'train_by_hand']
 
 
 from exp.nb_11a import *
@@ -11,6 +11,7 @@ from exp.nb_11a import *
 
 import math, os, queue, socket, time, traceback
 from datetime import timedelta
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -27,6 +28,14 @@ def free_port():
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
 
+def _plain(o, back=False):
+    """Tensors as NumPy arrays (and back, with `back`), inside lists, tuples and dicts. A tensor put on a
+    multiprocessing queue is shared through its process, which has usually exited by the time it is read"""
+    if isinstance(o, (list, tuple)): return type(o)(_plain(v, back) for v in o)
+    if isinstance(o, dict): return {k: _plain(v, back) for k, v in o.items()}
+    if back: return torch.from_numpy(o) if isinstance(o, np.ndarray) else o
+    return o.detach().cpu().float().numpy() if isinstance(o, torch.Tensor) and o.dtype == torch.bfloat16 else            o.detach().cpu().numpy() if isinstance(o, torch.Tensor) else o
+
 def _rank_main(rank, world, port, fn, args, results, timeout):
     "One worker: join the group through the environment, as under torchrun, run `fn`, report back"
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
@@ -34,7 +43,7 @@ def _rank_main(rank, world, port, fn, args, results, timeout):
     torch.set_num_threads(1)
     try:
         dist.init_process_group('gloo', timeout=timedelta(seconds=timeout))
-        results.put((rank, True, fn(*args)))
+        results.put((rank, True, _plain(fn(*args))))     # tensors as NumPy arrays: see _plain
     except BaseException:
         results.put((rank, False, traceback.format_exc()))
     finally:
@@ -65,7 +74,7 @@ def run_ranks(fn, *args, world=2, timeout=120):
         for p in procs:
             p.join(timeout=5)
             if p.is_alive(): p.kill(); p.join()
-    return [out[r] for r in range(world)]
+    return [_plain(out[r], back=True) for r in range(world)]
 
 
 def hello():
@@ -94,3 +103,32 @@ class ShardSampler(Sampler):
         else: idx = list(range(self.n))
         idx += idx[:self.per_rank * self.world - self.n]       # pad with the first ones
         return iter(idx[self.rank::self.world])
+
+
+def mnist_slice(n=512):
+    "The first `n` MNIST training images (flattened, floats) and labels"
+    x, y, _, _ = get_data()                          # lesson 01: checked against its checksum
+    return x[:n], y[:n].long()
+
+def tiny_mlp(seed):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10))
+
+def flat_params(model): return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def train_by_hand(steps=5, bs=32, lr=0.1, n=512):
+    "SGD on this rank's shard of each global batch of `bs * world` items, gradients averaged with all_reduce"
+    rank, world = dist.get_rank(), dist.get_world_size()
+    x, y = mnist_slice(n)
+    model = tiny_mlp(seed=rank)                          # a different start on each rank...
+    for p in model.parameters(): dist.broadcast(p.data, src=0)   # ...made the same: rank 0's
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    for i in range(steps):
+        idx = torch.arange(i * bs * world, (i + 1) * bs * world)[rank::world]    # this rank's shard
+        nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+        for p in model.parameters():
+            dist.all_reduce(p.grad)                      # the sum over ranks...
+            p.grad /= world                              # ...made the mean
+        opt.step(); opt.zero_grad()
+    return flat_params(model)
