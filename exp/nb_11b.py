@@ -3,7 +3,7 @@
 
 from exp.nb_11a import __all__ as _base_all
 __all__ = _base_all + ['RankError', 'free_port', 'run_ranks', 'hello', 'fail_on_rank',
-    'ShardSampler', 'mnist_slice', 'tiny_mlp', 'flat_params', 'train_by_hand']
+    'ShardSampler', 'mnist_slice', 'tiny_mlp', 'flat_params', 'train_by_hand', 'train_ddp']
 
 
 from exp.nb_11a import *
@@ -132,3 +132,16 @@ def train_by_hand(steps=5, bs=32, lr=0.1, n=512):
             p.grad /= world                              # ...made the mean
         opt.step(); opt.zero_grad()
     return flat_params(model)
+
+
+def train_ddp(steps=5, bs=32, lr=0.1, n=512):
+    "`train_by_hand` with DistributedDataParallel doing the broadcast and the gradient averaging"
+    rank, world = dist.get_rank(), dist.get_world_size()
+    x, y = mnist_slice(n)
+    model = nn.parallel.DistributedDataParallel(tiny_mlp(seed=rank))   # broadcasts rank 0's weights
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    for i in range(steps):
+        idx = torch.arange(i * bs * world, (i + 1) * bs * world)[rank::world]
+        nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()   # all-reduces as it goes
+        opt.step(); opt.zero_grad()
+    return flat_params(model.module)
