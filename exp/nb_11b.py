@@ -3,7 +3,8 @@
 
 from exp.nb_11a import __all__ as _base_all
 __all__ = _base_all + ['RankError', 'free_port', 'run_ranks', 'hello', 'fail_on_rank',
-    'ShardSampler', 'mnist_slice', 'tiny_mlp', 'flat_params', 'train_by_hand', 'train_ddp']
+    'ShardSampler', 'mnist_slice', 'tiny_mlp', 'flat_params', 'train_by_hand', 'train_ddp',
+    'DistBatchNorm', 'convert_dist_batchnorm', 'dist_bn_halves']
 
 
 from exp.nb_11a import *
@@ -145,3 +146,80 @@ def train_ddp(steps=5, bs=32, lr=0.1, n=512):
         nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()   # all-reduces as it goes
         opt.step(); opt.zero_grad()
     return flat_params(model.module)
+
+
+class _GatherRows(torch.autograd.Function):
+    "Stack every rank's `t` into a (world, ...) tensor, differentiably: every rank's loss depends on every row"
+    @staticmethod
+    def forward(ctx, t):
+        rows = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+        dist.all_gather(rows, t.contiguous())
+        return torch.stack(rows)
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)                         # sum over ranks of d(loss of that rank) / d(rows)
+        return grad[dist.get_rank()]
+
+
+class DistBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """Batch norm whose training statistics are those of the whole batch, summed over all ranks.
+
+    Our own `SyncBatchNorm`, for any backend (gloo on the CPU, where `nn.SyncBatchNorm` refuses to run). Each rank
+    sends its item count, mean and sum of squared deviations per channel (one all-gather); they combine exactly
+    into the mean and variance of the global batch. Not the sums of x and x²: E[x²] - E[x]² loses every digit
+    when the mean is large against the spread. Autograd does the backward (the gather's gradient is an
+    all-reduce). Out of training, or in a single process, it is plain batch norm.
+    """
+    def _check_input_dim(self, x):
+        if x.dim() < 2: raise ValueError(f'DistBatchNorm expects (N, C, ...) input, got {x.dim()}D')
+
+    def forward(self, x):
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        self._check_input_dim(x)
+        dims, shape = [0, *range(2, x.dim())], (1, -1) + (1,) * (x.dim() - 2)
+        xf, nc = x.to(torch.promote_types(x.dtype, torch.float32)), x.shape[1]   # fp16/bf16 (autocast): in fp32
+        n = xf.new_full((1,), xf.numel() // nc)
+        mean = xf.sum(dims) / n.clamp(min=1)           # a rank without items sends zeros, not NaNs
+        m2 = (xf - mean.view(shape)).pow(2).sum(dims)
+        rows = _GatherRows.apply(torch.cat([n, mean, m2]))          # (world, 1 + 2·C)
+        ns, means, m2s = rows[:, :1], rows[:, 1:nc + 1], rows[:, nc + 1:]
+        total = ns.sum()
+        g_mean = (ns * means).sum(0) / total
+        g_m2 = m2s.sum(0) + (ns * (means - g_mean).pow(2)).sum(0)  # Chan et al.'s parallel variance
+        y = (xf - g_mean.view(shape)) * torch.rsqrt(g_m2 / total + self.eps).view(shape)
+        if self.affine: y = y * self.weight.view(shape) + self.bias.view(shape)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                f = self.momentum if self.momentum is not None else 1. / self.num_batches_tracked.item()
+                self.running_mean.lerp_(g_mean.to(self.running_mean.dtype), f)
+                self.running_var.lerp_((g_m2 / (total - 1)).to(self.running_var.dtype), f)   # unbiased, like torch
+        return y.to(x.dtype)
+
+
+def convert_dist_batchnorm(module):
+    "`module` with each of its batch norms replaced by a `DistBatchNorm` holding the same parameters and buffers"
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, DistBatchNorm):
+        new = DistBatchNorm(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
+        if module.affine: new.weight, new.bias = module.weight, module.bias
+        if module.track_running_stats:
+            new.running_mean, new.running_var = module.running_mean, module.running_var
+            new.num_batches_tracked = module.num_batches_tracked
+        new.train(module.training)
+        return new
+    for name, child in module.named_children(): setattr(module, name, convert_dist_batchnorm(child))
+    return module
+
+def dist_bn_halves(n=8, c=3, offset=1000.):
+    "This rank's half of a fixed fp64 batch through DistBatchNorm: (output, input gradient, running mean, running var)"
+    rank, world = dist.get_rank(), dist.get_world_size()
+    torch.manual_seed(0)
+    x, w = torch.randn(n, c, 4, 4, dtype=torch.float64) + offset, torch.randn(n, c, 4, 4, dtype=torch.float64)
+    part = slice(rank * n // world, (rank + 1) * n // world)
+    xr = x[part].clone().requires_grad_()
+    bn = DistBatchNorm(c).double()
+    y = bn(xr)
+    (y * w[part]).sum().backward()
+    return y.detach(), xr.grad, bn.running_mean, bn.running_var
