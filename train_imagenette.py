@@ -39,7 +39,7 @@ from exp.nb_10 import byte_to_float
 from exp.nb_10b import LabelSmoothingCrossEntropy
 from exp.nb_10c import AutocastMixedPrecision
 from exp.nb_11 import cnn_learner, imagenette_split, xresnets
-from coursekit.checkpoint import CheckpointError, check_state_dict, cpu_state_dict, read_torch, save_torch
+from coursekit.checkpoint import CheckpointError, cpu_state_dict, load_state, read_torch, save_torch
 from coursekit.files import FileFormatError
 
 
@@ -301,14 +301,13 @@ def load_checkpoint(path, arch):
     if bad: raise UsageError(f'--resume: {path} is not a checkpoint of this script (its {", ".join(bad)}): {RESUME_FIX}')
     return ckpt
 
-def load_state(learn, ckpt, path, n_classes):
+def restore_checkpoint(learn, ckpt, path, n_classes):
     "Put the checkpoint's weights and optimizer state in `learn`, once they are known to fit its model"
-    try: check_state_dict(learn.model, ckpt['model'], where=str(path))
+    try: load_state(learn.model, ckpt['model'], where=str(path))
     except CheckpointError as e:
         a = ckpt['args']
         raise UsageError(f"--resume: {e}; the checkpoint's run had --n-classes {a.get('n_classes')} --data "
                          f"{a.get('data')}, this run has {n_classes} classes") from None
-    learn.model.load_state_dict(ckpt['model'])
     try: learn.opt.load_state_dict(ckpt['opt'])
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise UsageError(f'--resume: {path}: its optimizer state does not fit this model ({e}): {RESUME_FIX}') from None
@@ -410,7 +409,7 @@ def train(args, rank, world, local_rank):
     else: learn.logger = lambda *a, **k: None          # rank 0 alone prints
     learn.opt = learn.create_opt()
     if ckpt is not None:
-        load_state(learn, ckpt, args.resume, data.c_out)
+        restore_checkpoint(learn, ckpt, args.resume, data.c_out)
         start_epoch = ckpt['epoch']
         history += ckpt.get('history', [])
         cbs.append(LoadStateCallback(ckpt.get('scaler')))

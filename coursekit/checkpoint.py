@@ -44,7 +44,7 @@ def _some(names, n=5):
     names = [str(o) for o in names]
     return ', '.join(names[:n]) + (f' ... ({len(names)} in all)' if len(names) > n else '')
 
-def _sniff(path, what, fix):
+def _sniff(path, fix):
     "A `CheckpointError` if the first bytes of `path` show it is no PyTorch file, else None"
     with open(path, 'rb') as f: head = f.read(64)
     if not head: return CheckpointError(f"{path} is empty (0 bytes): a save that never finished; {fix}")
@@ -71,7 +71,7 @@ def read_torch(path, keys=(), what='checkpoint', fix=''):
     if not path.is_file():                                # the one missing-file message, of files.py
         try: read_bytes(path, what=what, fix=fix)
         except FileFormatError as e: raise MissingCheckpointError(str(e)) from None
-    err = _sniff(path, what, fix)
+    err = _sniff(path, fix)
     if err is not None: raise err
     try: obj = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:

@@ -98,6 +98,7 @@ def _cat_batches(ts, pad_value, what):
         start += len(t)
     return res
 
+
 @add_to_class(Learner)
 def get_preds(self, dl=None, with_targets=True, act=None, reduce=None, pad_value=None, pred_func=None):
     "(predictions, targets) over `dl` (default: the validation loader) on the CPU, in its order; `act`, then `reduce`, per batch"

@@ -2,7 +2,7 @@
 # edit the notebook, then run `python notebook2script.py`.
 
 from exp.nb_09c import __all__ as _base_all
-__all__ = _base_all + ['FileFormatError', 'read_json', 'read_text', 'replace_folder',
+__all__ = _base_all + ['FileFormatError', 'read_json', 'read_text', 'replace_folder', 'write_json',
     'csv_to_folders', 'imdb_path', 'read_file', 'TextList', 'lm_splitter', 'clas_splitter',
     'lm_label', 'UNK', 'PAD', 'BOS', 'EOS', 'FLD', 'TK_REP', 'TK_WREP', 'TK_UP', 'TK_MAJ',
     'default_spec_tok', 'spacy_tokenizer', 'fixup_text', 'sub_br', 'spec_add_spaces',
@@ -17,7 +17,7 @@ __all__ = _base_all + ['FileFormatError', 'read_json', 'read_text', 'replace_fol
 from exp.nb_09c import *
 
 
-import collections, contextlib, csv, dis, gc, hashlib, html, io, json, multiprocessing, os, re, shutil, sys, tempfile, time
+import collections, contextlib, csv, dis, gc, hashlib, html, io, json, multiprocessing, os, re, sys, tempfile, time
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -28,7 +28,7 @@ import spacy
 from spacy.symbols import ORTH
 from fastprogress.fastprogress import progress_bar
 from exp.nb_00 import URLs, untar_data, data_dir, test_eq, test_raises
-from coursekit.files import FileFormatError, read_json, read_text, replace_folder
+from coursekit.files import FileFormatError, read_json, read_text, replace_folder, write_json
 from exp.nb_04 import listify
 from exp.nb_08 import (DataBlockError, DataBunch, ItemList, LabeledData, Processor, SplitData,
                        CategoryProcessor, compose, get_files, grandparent_splitter, label_by_func,
@@ -337,11 +337,11 @@ def _save_cache(ll, dest, key, proc_x, proc_y):
             np.save(tmp/f'{half}_lens.npy', np.array([len(o) for o in xs], dtype=np.int64))
             np.save(tmp/f'{half}_x.npy', np.concatenate(xs).astype(np.int32) if xs else np.zeros(0, np.int32))
             labels[half] = [o.item() if hasattr(o, 'item') else o for o in ld.y.items]
-        (tmp/'labels.json').write_text(json.dumps(labels))
+        write_json(tmp/'labels.json', labels, indent=None)
         vocabs = {'x': [getattr(p, 'vocab', None) for p in proc_x], 'y': [getattr(p, 'vocab', None) for p in proc_y]}
-        (tmp/'vocab.json').write_text(json.dumps(vocabs))
+        write_json(tmp/'vocab.json', vocabs, indent=None)
         files = {fn.name: _file_hash(fn) for fn in sorted(tmp.iterdir())}
-        (tmp/'manifest.json').write_text(json.dumps({'key': key, 'version': CACHE_VERSION, 'files': files}))
+        write_json(tmp/'manifest.json', {'key': key, 'version': CACHE_VERSION, 'files': files}, indent=None)
 
 
 class CacheError(DataBlockError):

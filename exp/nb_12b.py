@@ -5,13 +5,13 @@ from exp.nb_12a import __all__ as _base_all
 __all__ = [n for n in _base_all if n not in {'load_lm', 'save_lm'}] + ['WIKI_CORPORA', 'wiki_path',
     'is_wiki_title', 'wiki_articles', 'reverse_docs', 'check_state_dict', 'read_state_dict',
     'settings_digest', 'TrainingCheckpoint', 'load_training_checkpoint', 'EpochSeed', 'next_words',
-    'write_json', 'save_pretrained', 'read_pretrained', 'load_pretrained']
+    'save_pretrained', 'read_pretrained', 'load_pretrained']
 
 
 from exp.nb_12a import *
 
 
-import json, math, os, re, shutil, tempfile, time
+import json, math, re, shutil, tempfile, time
 from pathlib import Path
 import numpy as np
 import torch
@@ -70,8 +70,7 @@ def load_training_checkpoint(learn, path):
     "Put the weights and optimizer state of `path` into `learn`; returns (the next epoch, the history)"
     ckpt = read_torch(path, keys=('model', 'opt', 'epoch', 'history'), what='training checkpoint',
                       fix='delete it to start the run afresh')
-    check_state_dict(learn.model, ckpt['model'], where=str(path))      # names the keys that do not fit
-    learn.model.load_state_dict(ckpt['model'])
+    load_state(learn.model, ckpt['model'], where=str(path))            # names the keys that do not fit
     learn.opt = learn.create_opt()
     learn.opt.load_state_dict(ckpt['opt'])
     return ckpt['epoch'], ckpt['history']
