@@ -4,20 +4,26 @@
 from exp.nb_11a import __all__ as _base_all
 __all__ = _base_all + ['RankError', 'free_port', 'run_ranks', 'hello', 'fail_on_rank',
     'ShardSampler', 'mnist_slice', 'tiny_mlp', 'flat_params', 'train_by_hand', 'train_ddp',
-    'DistBatchNorm', 'convert_dist_batchnorm', 'dist_bn_halves']
+    'DistBatchNorm', 'convert_dist_batchnorm', 'dist_bn_halves', 'rank_loaders', 'is_rank0',
+    'DDPCallback', 'DistStatsCallback', 'EpochSeedCallback', 'RankZeroLogging',
+    'CheckpointCallback', 'load_state', 'read_torch', 'read_training_checkpoint', 'resume_training',
+    'fit_on_ranks', 'step_times']
 
 
 from exp.nb_11a import *
 
 
-import math, os, queue, socket, time, traceback
+import math, os, queue, random, socket, time, traceback
 from datetime import timedelta
+from functools import partial
+from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
-from torch.utils.data import Sampler
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Sampler
 
 
 class RankError(RuntimeError):
@@ -37,25 +43,33 @@ def _plain(o, back=False):
     if back: return torch.from_numpy(o) if isinstance(o, np.ndarray) else o
     return o.detach().cpu().float().numpy() if isinstance(o, torch.Tensor) and o.dtype == torch.bfloat16 else            o.detach().cpu().numpy() if isinstance(o, torch.Tensor) else o
 
-def _rank_main(rank, world, port, fn, args, results, timeout):
+def _rank_main(rank, world, port, fn, args, kwargs, results, timeout):
     "One worker: join the group through the environment, as under torchrun, run `fn`, report back"
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE=str(world))
     torch.set_num_threads(1)
     try:
         dist.init_process_group('gloo', timeout=timedelta(seconds=timeout))
-        results.put((rank, True, _plain(fn(*args))))     # tensors as NumPy arrays: see _plain
+        results.put((rank, True, _plain(fn(*_plain(args, back=True), **_plain(kwargs, back=True)))))   # see _plain
     except BaseException:
         results.put((rank, False, traceback.format_exc()))
     finally:
         if dist.is_initialized(): dist.destroy_process_group()
 
 
-def run_ranks(fn, *args, world=2, timeout=120):
-    "`fn(*args)` in `world` new processes joined in a gloo group on 127.0.0.1; their results, by rank"
-    ctx = mp.get_context('spawn')
+def _context(fn):
+    "forkserver where there is one: a server imports torch and `fn`'s module once, then forks each worker"
+    if 'forkserver' not in mp.get_all_start_methods(): return mp.get_context('spawn')   # Windows
+    ctx = mp.get_context('forkserver')
+    # torch._dynamo: torch.optim and DDP import it on first use, 2 s in every worker otherwise
+    ctx.set_forkserver_preload(['torch', 'torch._dynamo'] + ([fn.__module__] if fn.__module__ != '__main__' else []))
+    return ctx
+
+def run_ranks(fn, *args, world=2, timeout=120, **kwargs):
+    "`fn(*args, **kwargs)` in `world` new processes joined in a gloo group on 127.0.0.1; their results, by rank"
+    ctx = _context(fn)
     results, port = ctx.Queue(), free_port()
-    procs = [ctx.Process(target=_rank_main, args=(r, world, port, fn, args, results, timeout), daemon=True)
+    procs = [ctx.Process(target=_rank_main, args=(r, world, port, fn, _plain(args), _plain(kwargs), results, timeout), daemon=True)
              for r in range(world)]
     for p in procs: p.start()
     out, deadline = {}, time.monotonic() + timeout
@@ -69,11 +83,13 @@ def run_ranks(fn, *args, world=2, timeout=120):
                 continue
             if not ok:
                 last = [l for l in res.strip().splitlines() if l.strip()][-1]
-                raise RankError(f"run_ranks: rank {rank} failed: {last}")
+                err = RankError(f"run_ranks: rank {rank} failed: {last}")
+                err.add_note(f"rank {rank}'s traceback:\n{res}")           # shown below the error
+                raise err
             out[rank] = res
-    finally:
+    finally:                                             # all done: they exit; one failed: stop the others now
+        for p in procs: p.join(timeout=5 if len(out) == world else 0.2)
         for p in procs:
-            p.join(timeout=5)
             if p.is_alive(): p.kill(); p.join()
     return [_plain(out[r], back=True) for r in range(world)]
 
@@ -92,24 +108,24 @@ def fail_on_rank(bad):
 
 
 class ShardSampler(Sampler):
-    "Rank `rank`'s share of a seeded permutation of `range(n)`, padded to a multiple of `world` (like DistributedSampler)"
-    def __init__(self, n, rank, world, shuffle=True, seed=0):
+    "Rank `rank`'s share of a seeded permutation of `range(n)`; `pad`: repeat items up to a multiple of `world`"
+    def __init__(self, n, rank, world, shuffle=True, seed=0, pad=True):
         if not 0 <= rank < world: raise ValueError(f"ShardSampler: rank {rank} is not in 0..{world - 1}")
-        self.n, self.rank, self.world, self.shuffle, self.seed, self.epoch = n, rank, world, shuffle, seed, 0
-        self.per_rank = math.ceil(n / world)
-    def set_epoch(self, epoch): self.epoch = epoch
-    def __len__(self): return self.per_rank
+        self.n, self.rank, self.world, self.shuffle, self.seed, self.pad, self.epoch = n, rank, world, shuffle, seed, pad, 0
+        self.total = math.ceil(n / world) * world if pad else n      # items over all ranks
+    def set_epoch(self, epoch): self.epoch = epoch                    # a new order each epoch
+    def __len__(self): return len(range(self.rank, self.total, self.world))
     def __iter__(self):
         if self.shuffle: idx = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist()
         else: idx = list(range(self.n))
-        idx += idx[:self.per_rank * self.world - self.n]       # pad with the first ones
-        return iter(idx[self.rank::self.world])
+        if self.pad and self.n: idx = (idx * math.ceil(self.total / self.n))[:self.total]   # repeat the first ones
+        return iter(idx[self.rank:self.total:self.world])
 
 
-def mnist_slice(n=512):
-    "The first `n` MNIST training images (flattened, floats) and labels"
-    x, y, _, _ = get_data()                          # lesson 01: checked against its checksum
-    return x[:n], y[:n].long()
+def mnist_slice(n_train=512, n_valid=0):
+    "The first `n_train` training and `n_valid` validation images of MNIST (flattened floats) and their labels"
+    x, y, xv, yv = get_data()                        # lesson 01: checked against its checksum
+    return x[:n_train], y[:n_train].long(), xv[:n_valid], yv[:n_valid].long()
 
 def tiny_mlp(seed):
     torch.manual_seed(seed)
@@ -118,10 +134,9 @@ def tiny_mlp(seed):
 def flat_params(model): return torch.cat([p.detach().flatten() for p in model.parameters()])
 
 
-def train_by_hand(steps=5, bs=32, lr=0.1, n=512):
+def train_by_hand(x, y, steps=5, bs=32, lr=0.1):
     "SGD on this rank's shard of each global batch of `bs * world` items, gradients averaged with all_reduce"
     rank, world = dist.get_rank(), dist.get_world_size()
-    x, y = mnist_slice(n)
     model = tiny_mlp(seed=rank)                          # a different start on each rank...
     for p in model.parameters(): dist.broadcast(p.data, src=0)   # ...made the same: rank 0's
     opt = torch.optim.SGD(model.parameters(), lr=lr)
@@ -135,10 +150,9 @@ def train_by_hand(steps=5, bs=32, lr=0.1, n=512):
     return flat_params(model)
 
 
-def train_ddp(steps=5, bs=32, lr=0.1, n=512):
+def train_ddp(x, y, steps=5, bs=32, lr=0.1):
     "`train_by_hand` with DistributedDataParallel doing the broadcast and the gradient averaging"
     rank, world = dist.get_rank(), dist.get_world_size()
-    x, y = mnist_slice(n)
     model = nn.parallel.DistributedDataParallel(tiny_mlp(seed=rank))   # broadcasts rank 0's weights
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     for i in range(steps):
@@ -223,3 +237,147 @@ def dist_bn_halves(n=8, c=3, offset=1000.):
     y = bn(xr)
     (y * w[part]).sum().backward()
     return y.detach(), xr.grad, bn.running_mean, bn.running_var
+
+
+def rank_loaders(train_ds, valid_ds, bs, rank, world, seed=0, **kwargs):
+    "This rank's loaders: `bs // world` items of each global training batch of `bs`, and its share of validation"
+    if bs % world: raise ValueError(f"rank_loaders: the batch size {bs} must be a multiple of the world size {world}")
+    per_rank = bs // world
+    train = DataLoader(train_ds, per_rank, sampler=ShardSampler(len(train_ds), rank, world, seed=seed),
+                       drop_last=True, **kwargs)
+    valid = DataLoader(valid_ds, 2 * per_rank, sampler=ShardSampler(len(valid_ds), rank, world, shuffle=False, pad=False),
+                       **kwargs)
+    return train, valid
+
+
+def is_rank0():
+    "True in rank 0 of a process group, and in a process outside any group"
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+class DDPCallback(Callback):
+    "Train through `DistributedDataParallel`; validate with the bare model and rank 0's batch-norm statistics"
+    _order = 5                                        # after DeviceCallback has moved the model
+    def __init__(self, device_ids=None, **ddp_kwargs): self.device_ids, self.ddp_kwargs = device_ids, ddp_kwargs
+    def begin_fit(self):
+        self.module = self.run.model
+        self.ddp = DistributedDataParallel(self.module, device_ids=self.device_ids, **self.ddp_kwargs)
+    def begin_train(self): self.run.model = self.ddp
+    def begin_validate(self):
+        with torch.no_grad():                          # each rank updated its running stats on its own shard
+            for b in self.module.buffers(): dist.broadcast(b, 0)
+        self.run.model = self.module                   # no collective in a forward: ranks may have different counts
+    def after_fit(self): self.run.model = self.module
+
+
+class DistStatsCallback(Callback):
+    "Sum the loss, metric and item counts of each phase over all ranks, before they are logged"
+    _order = 6
+    def _reduce(self, stats):
+        dev = next(self.run.model.parameters()).device
+        t = torch.tensor([float(stats.tot_loss), float(stats.count)] + [float(m) for m in stats.tot_mets],
+                         dtype=torch.float64, device=dev)
+        dist.all_reduce(t)                                   # one collective for all the sums
+        stats.tot_loss, stats.count, stats.tot_mets = t[0].item(), round(t[1].item()), [v.item() for v in t[2:]]
+    def after_train(self): self._reduce(self.avg_stats_table.train_stats)
+    def after_validate(self): self._reduce(self.avg_stats_table.valid_stats)
+
+class EpochSeedCallback(Callback):
+    "Seed every RNG from (seed, epoch, rank) and tell the sampler the epoch: a resumed run repeats the same epochs"
+    _order = -20
+    def __init__(self, seed, rank): self.seed, self.rank = seed, rank
+    def begin_epoch(self):
+        s = self.seed * 1_000_003 + self.epoch * 1_009 + self.rank
+        random.seed(s); torch.manual_seed(s)
+        sampler = getattr(self.data.train_dl, 'sampler', None)
+        if hasattr(sampler, 'set_epoch'): sampler.set_epoch(self.epoch)
+
+class RankZeroLogging(Callback):
+    "Only rank 0 logs: the other ranks' logger is silent during the fit"
+    _order = -30
+    def begin_fit(self):
+        self.saved = self.run.logger
+        if not is_rank0(): self.run.logger = lambda *args, **kwargs: None
+    def after_fit(self): self.run.logger = self.saved
+
+
+class CheckpointCallback(Callback):
+    "Record each epoch; on rank 0 write model, optimizer, loss scale, next epoch, history and `extra` to `path`"
+    _order = 50
+    def __init__(self, path=None, extra=None, stop_after=None, resumed=None):
+        self.path, self.extra, self.stop_after, self.resumed = path, dict(extra or {}), stop_after, resumed
+        self.history = list(resumed.get('history', [])) if resumed else []
+    def begin_fit(self):
+        amp = getattr(self.run, 'autocast_mixed_precision', None)          # lesson 10c's loss scaler, made at begin_fit
+        if amp is not None and self.resumed and self.resumed.get('scaler'): amp.scaler.load_state_dict(self.resumed['scaler'])
+    def begin_epoch(self): self.t0 = time.perf_counter()
+    def after_train(self): self.train_seconds = time.perf_counter() - self.t0
+    def after_epoch(self):
+        st = self.avg_stats_table
+        (tl, ta), (vl, va) = st.train_stats.avg_stats, st.valid_stats.avg_stats
+        self.history.append(dict(epoch=self.epoch, train_loss=tl, train_accuracy=ta, valid_loss=vl, valid_accuracy=va,
+                                 n_train=st.train_stats.count, n_valid=st.valid_stats.count,
+                                 train_seconds=self.train_seconds))
+        if self.path is not None and is_rank0(): save_torch(self.state(), self.path)
+        if self.stop_after is not None and self.epoch + 1 >= self.stop_after: raise CancelFitException()
+    def state(self):
+        model, amp = self.run.model, getattr(self.run, 'autocast_mixed_precision', None)
+        if isinstance(model, DistributedDataParallel): model = model.module
+        return dict(model=cpu_state_dict(model), opt=self.opt.state_dict(), epoch=self.epoch + 1,
+                    scaler=amp.scaler.state_dict() if amp is not None else {}, history=list(self.history), **self.extra)
+
+
+from coursekit.checkpoint import CheckpointError, cpu_state_dict, load_state, read_torch, save_torch
+
+def read_training_checkpoint(path, fix="pass a checkpoint written by CheckpointCallback"):
+    "The checkpoint at `path`, read weights-only and checked to be a training checkpoint (`CheckpointError` if not)"
+    ckpt = read_torch(path, keys=('model', 'opt', 'epoch'), what='checkpoint', fix=fix)
+    bad = [k for k, ok in (('model', isinstance(ckpt['model'], dict) and
+                            all(isinstance(v, torch.Tensor) for v in ckpt['model'].values())),
+                           ('opt', isinstance(ckpt['opt'], dict) and 'hypers' in ckpt['opt']),
+                           ('epoch', type(ckpt['epoch']) is int and ckpt['epoch'] >= 0)) if not ok]
+    if bad: raise CheckpointError(f'{path} is not a training checkpoint (its {", ".join(bad)}): {fix}')
+    return ckpt
+
+def resume_training(learn, ckpt, where):
+    "Load `ckpt`'s weights and optimizer state into `learn` (checked to fit first); the epoch to start from"
+    load_state(learn.model, ckpt['model'], where=str(where))
+    if learn.opt is None: learn.opt = learn.create_opt()
+    try: learn.opt.load_state_dict(ckpt['opt'])
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise CheckpointError(f'{where}: its optimizer state does not fit this model ({e})') from None
+    return ckpt['epoch']
+
+
+def fit_on_ranks(x, y, xv, yv, epochs=2, bs=64, lr=0.5, path=None, stop_after=None, resume=None, seed=0):
+    "A Learner on this rank's shards of (x, y) and (xv, yv), with every callback above: (weights, history, log)"
+    rank, world = dist.get_rank(), dist.get_world_size()
+    data = DataBunch(*rank_loaders(Dataset(x, y), Dataset(xv, yv), bs, rank, world, seed=seed), c_in=784, c_out=10)
+    torch.manual_seed(seed)
+    model = convert_dist_batchnorm(nn.Sequential(nn.Linear(784, 50), nn.BatchNorm1d(50), nn.ReLU(), nn.Linear(50, 10)))
+    learn = Learner(model, data, nn.functional.cross_entropy, lr=lr, cb_funcs=[partial(AvgStatsTableCallback, accuracy)])
+    lines, ckpt, start = [], None, 0
+    learn.logger = lines.append
+    if resume is not None:
+        ckpt = read_training_checkpoint(resume)
+        start = resume_training(learn, ckpt, resume)
+    ckpt_cb = CheckpointCallback(path, stop_after=stop_after, resumed=ckpt)
+    learn.fit(epochs, cbs=[DDPCallback(), DistStatsCallback(), EpochSeedCallback(seed, rank), RankZeroLogging(), ckpt_cb],
+              start_epoch=start)
+    return flat_params(model), ckpt_cb.history, lines
+
+
+def step_times(steps=20, bs=64, width=1024):
+    "Median seconds per step of this rank's forward + backward (compute) and of the gradients' all-reduce (communication)"
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(784, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 10))
+    x, y = torch.randn(bs, 784), torch.randint(0, 10, (bs,))
+    comp, comm = [], []
+    for i in range(steps + 2):                               # two warm-up steps, not timed
+        t0 = time.perf_counter()
+        nn.functional.cross_entropy(model(x), y).backward()
+        t1 = time.perf_counter()
+        dist.all_reduce(torch.cat([p.grad.flatten() for p in model.parameters()]))   # one bucket
+        t2 = time.perf_counter()
+        model.zero_grad()
+        if i >= 2: comp.append(t1 - t0); comm.append(t2 - t1)
+    return float(np.median(comp)), float(np.median(comm))
