@@ -302,7 +302,7 @@ class RankZeroLogging(Callback):
 
 class CheckpointCallback(Callback):
     "Record each epoch; on rank 0 write model, optimizer, loss scale, next epoch, history and `extra` to `path`"
-    _order = 50
+    _order = 100                         # last: after lesson 10c's AutocastMixedPrecision (99) has made its scaler
     def __init__(self, path=None, extra=None, stop_after=None, resumed=None):
         self.path, self.extra, self.stop_after, self.resumed = path, dict(extra or {}), stop_after, resumed
         self.history = list(resumed.get('history', [])) if resumed else []

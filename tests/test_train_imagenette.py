@@ -5,8 +5,8 @@
   validation accuracy the script reports is that of a single-process evaluation of the saved model on the same
   items (all 37 of them, an odd number: none dropped or counted twice).
 - One epoch of 2 ranks × batch b gives the weights of 1 process × batch 2b (a small model without batch norm), and
-  so does a model with batch norm under `--sync-bn` (and not without it). `DistBatchNorm`, the `--sync-bn` of
-  gloo, matches one `nn.BatchNorm` on the whole batch (tests/dist_bn_check.py, 2 ranks).
+  so does a model with batch norm under `--sync-bn` (and not without it). `DistBatchNorm` itself, the `--sync-bn`
+  of gloo, is checked against `nn.BatchNorm` in tests/test_nb11b_distributed.py.
 - A run stopped after epoch 1 (`--stop-after`), or killed by SIGKILL after its first checkpoint, and resumed from
   its checkpoint ends with the weights and optimizer state of an uninterrupted run, bit for bit; fp16 keeps its
   loss-scale state across the resume.
@@ -32,7 +32,7 @@ from exp.nb_10 import byte_to_float
 from exp.nb_10b import LabelSmoothingCrossEntropy
 from exp.nb_11 import imagenette_split, xresnet18
 import train_imagenette
-from train_imagenette import DistBatchNorm, convert_dist_batchnorm, main, tiny_cnn
+from train_imagenette import main, tiny_cnn
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / 'train_imagenette.py'
@@ -149,36 +149,6 @@ def test_sync_bn_under_autocast_two_ranks_agree(data_dir, tmp_path):
     assert w0['1.running_var'].dtype == torch.float32 and w0['1.num_batches_tracked'].item() == 64 // 16
 
 
-def test_dist_batchnorm_two_ranks_matches_the_whole_batch():
-    r = torchrun([], script=ROOT / 'tests' / 'dist_bn_check.py', timeout=120)
-    assert 'rank 0: ok' in r.stdout and 'rank 1: ok' in r.stdout
-
-
-def test_convert_dist_batchnorm_keeps_the_weights():
-    torch.manual_seed(0)
-    model = xresnet18(c_in=3, c_out=4)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d): m.running_mean.uniform_(); m.weight.uniform_()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    params = list(model.parameters())
-    x = torch.randn(2, 3, 32, 32)
-    model.eval(); y = model(x)
-    model = convert_dist_batchnorm(model)
-    n_bn = sum(isinstance(m, DistBatchNorm) for m in model.modules())
-    assert n_bn == 3 + 8 * 2 + 3 and not any(type(m) is torch.nn.BatchNorm2d for m in model.modules())
-    after = list(model.parameters())
-    assert len(after) == len(params) and all(a is b for a, b in zip(params, after))   # the optimizer's tensors
-    assert model.state_dict().keys() == before.keys()                   # checkpoints load into the plain model
-    for k, v in model.state_dict().items(): assert torch.equal(v, before[k]), k
-    test_eq(model.training, False)
-    torch.testing.assert_close(model(x), y, rtol=0, atol=0)              # eval: the running statistics
-    model.train(); xb = torch.randn(4, 3, 32, 32)                        # no process group: plain batch norm
-    ref = xresnet18(c_in=3, c_out=4); ref.load_state_dict(before); ref.train()
-    torch.testing.assert_close(model(xb), ref(xb), rtol=0, atol=0)
-    with pytest.raises(ValueError, match='expects'): DistBatchNorm(3)(torch.randn(3))
-
-
 @pytest.fixture(scope='module')
 def uninterrupted(data_dir, tmp_path_factory):
     "The checkpoint of an uninterrupted 3-epoch run"
@@ -252,7 +222,7 @@ def test_bad_input_exit_2(data_dir, tmp_path, capsys, monkeypatch):
     assert rc == 2 and 'smaller than the number of processes (4)' in err
     monkeypatch.delenv('WORLD_SIZE')
     other = tmp_path / 'other.pt'
-    save_torch(dict(model={}, opt={}, epoch=1, args=dict(arch='xresnet50')), other)
+    save_torch(dict(model={}, opt={'hypers': [{}], 'state': {}}, epoch=1, args=dict(arch='xresnet50')), other)
     rc, err = run_main(capsys, small_args(data_dir, '--resume', other))
     assert rc == 2 and 'of --arch xresnet50, not xresnet18' in err
     rc, err = run_main(capsys, small_args(data_dir, '--resume', tmp_path / 'missing.pt'))
