@@ -38,6 +38,7 @@ def free_port():
 def _plain(o, back=False):
     """Tensors as NumPy arrays (and back, with `back`), inside lists, tuples and dicts. A tensor put on a
     multiprocessing queue is shared through its process, which has usually exited by the time it is read"""
+    if isinstance(o, tuple) and hasattr(o, '_fields'): return type(o)(*(_plain(v, back) for v in o))   # namedtuple
     if isinstance(o, (list, tuple)): return type(o)(_plain(v, back) for v in o)
     if isinstance(o, dict): return {k: _plain(v, back) for k, v in o.items()}
     if back: return torch.from_numpy(o) if isinstance(o, np.ndarray) else o
@@ -58,11 +59,12 @@ def _rank_main(rank, world, port, fn, args, kwargs, results, timeout):
 
 
 def _context(fn):
-    "forkserver where there is one: a server imports torch and `fn`'s module once, then forks each worker"
+    "forkserver where there is one: a server imports torch, this lesson and `fn`'s module once, then forks each worker"
     if 'forkserver' not in mp.get_all_start_methods(): return mp.get_context('spawn')   # Windows
     ctx = mp.get_context('forkserver')
-    # torch._dynamo: torch.optim and DDP import it on first use, 2 s in every worker otherwise
-    ctx.set_forkserver_preload(['torch', 'torch._dynamo'] + ([fn.__module__] if fn.__module__ != '__main__' else []))
+    # torch._dynamo: torch.optim and DDP import it on first use, 2 s in every worker otherwise. The list is
+    # read when the server starts (the first launch of this process); later launches reuse the server.
+    ctx.set_forkserver_preload(['torch', 'torch._dynamo'] + [m for m in (__name__, fn.__module__) if m != '__main__'])
     return ctx
 
 def run_ranks(fn, *args, world=2, timeout=120, **kwargs):
@@ -78,8 +80,9 @@ def run_ranks(fn, *args, world=2, timeout=120, **kwargs):
             try: rank, ok, res = results.get(timeout=max(0.1, min(1., deadline - time.monotonic())))
             except queue.Empty:
                 if time.monotonic() > deadline: raise RankError(f"run_ranks: {world - len(out)} rank(s) did not finish in {timeout} s") from None
-                dead = [r for r, p in enumerate(procs) if p.exitcode not in (None, 0) and r not in out]
-                if dead: raise RankError(f"run_ranks: rank {dead[0]} died (exit code {procs[dead[0]].exitcode})") from None
+                dead = [r for r, p in enumerate(procs) if p.exitcode is not None and r not in out]   # gone, no result
+                if dead: raise RankError(f"run_ranks: rank {dead[0]} died (exit code {procs[dead[0]].exitcode}) without "
+                                         f"a result (an exit, or a result that cannot be pickled)") from None
                 continue
             if not ok:
                 last = [l for l in res.strip().splitlines() if l.strip()][-1]
@@ -200,6 +203,7 @@ class DistBatchNorm(nn.modules.batchnorm._BatchNorm):
         rows = _GatherRows.apply(torch.cat([n, mean, m2]))          # (world, 1 + 2·C)
         ns, means, m2s = rows[:, :1], rows[:, 1:nc + 1], rows[:, nc + 1:]
         total = ns.sum()
+        if total < 2: raise ValueError(f'DistBatchNorm: {int(total)} value(s) per channel over all ranks: need 2 to train')
         g_mean = (ns * means).sum(0) / total
         g_m2 = m2s.sum(0) + (ns * (means - g_mean).pow(2)).sum(0)  # Chan et al.'s parallel variance
         y = (xf - g_mean.view(shape)) * torch.rsqrt(g_m2 / total + self.eps).view(shape)

@@ -1,17 +1,22 @@
-"""Run by tests/test_train_imagenette.py under torchrun (gloo, 2 ranks): `DistBatchNorm` against its oracle.
+"""`DistBatchNorm` against its oracle, in a gloo group of 2 ranks: `run_all()` runs every check.
+
+tests/test_nb11b_distributed.py calls `run_all` in each rank through `exp.nb_11b.run_ranks`; the script also runs
+on its own under torchrun (`torchrun --standalone --nproc_per_node 2 tests/dist_bn_check.py`: prints `rank N: ok`
+and exits 0).
 
 The oracle is one `nn.BatchNorm` on the whole batch, in every rank. Each rank feeds its own slice of that batch (of
 unequal sizes, so a plain average of the ranks' means would be wrong) to a `DistBatchNorm` holding the same
 parameters. Its output and input gradient must be the oracle's on that slice; its parameter gradients, summed
 over the ranks, the oracle's; and its running statistics, after two steps, the oracle's. In fp64, in fp32 (also
-with a mean 3,000 times the spread) and for a bf16 input. Prints `ok` and exits 0.
+with a mean 3,000 times the spread), with momentum=None, affine=False and track_running_stats=False, with a rank
+that has no items, and for a bf16 input.
 """
 import copy
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from train_imagenette import DistBatchNorm, convert_dist_batchnorm
+from exp.nb_11b import DistBatchNorm, convert_dist_batchnorm
 
 
 def close(a, b, tol, what):
@@ -72,9 +77,9 @@ def check_half(dtype=torch.bfloat16, shape=(12, 5, 4, 3), splits=(7, 5)):
     close(mine.running_var, ref.running_var, 1e-5, 'bf16: running variance')
 
 
-if __name__ == '__main__':
-    dist.init_process_group('gloo')
-    torch.set_num_threads(1)
+def run_all():
+    "Every check, in this rank of an initialised group of 2 ranks; 'ok' (an `AssertionError` naming the check if not)"
+    assert dist.get_world_size() == 2, f'dist_bn_check: 2 ranks, not {dist.get_world_size()} (the splits are for 2)'
     check(nn.BatchNorm2d, (12, 5, 4, 3), torch.float64, 0., 1e-12)
     check(nn.BatchNorm1d, (12, 6), torch.float64, 2., 1e-12)
     check(nn.BatchNorm2d, (12, 5, 4, 3), torch.float32, 0., 1e-5)
@@ -84,5 +89,11 @@ if __name__ == '__main__':
     check(nn.BatchNorm2d, (12, 5, 4, 3), torch.float64, 1., 1e-12, track_running_stats=False)
     check(nn.BatchNorm3d, (12, 3, 2, 2, 2), torch.float64, 0., 1e-12, splits=(12, 0))   # rank 1 has no items
     check_half()
-    print(f'rank {dist.get_rank()}: ok', flush=True)
+    return 'ok'
+
+
+if __name__ == '__main__':
+    dist.init_process_group('gloo')
+    torch.set_num_threads(1)
+    print(f'rank {dist.get_rank()}: {run_all()}', flush=True)
     dist.destroy_process_group()
