@@ -2,10 +2,10 @@
 # edit the notebook, then run `python notebook2script.py`.
 
 from exp.nb_11a import __all__ as _base_all
-__all__ = _base_all + ['RankError', 'free_port', 'run_ranks', 'hello', 'fail_on_rank',
-    'ShardSampler', 'mnist_slice', 'tiny_mlp', 'flat_params', 'train_by_hand', 'train_ddp',
-    'DistBatchNorm', 'convert_dist_batchnorm', 'dist_bn_halves', 'rank_loaders', 'is_rank0',
-    'DDPCallback', 'DistStatsCallback', 'EpochSeedCallback', 'RankZeroLogging',
+__all__ = _base_all + ['RankError', 'free_port', 'run_ranks', 'hello', 'collectives',
+    'fail_on_rank', 'ShardSampler', 'mnist_slice', 'tiny_mlp', 'flat_params', 'train_by_hand',
+    'train_ddp', 'DistBatchNorm', 'convert_dist_batchnorm', 'dist_bn_halves', 'rank_loaders',
+    'is_rank0', 'DDPCallback', 'DistStatsCallback', 'EpochSeedCallback', 'RankZeroLogging',
     'CheckpointCallback', 'load_state', 'read_torch', 'read_training_checkpoint', 'resume_training',
     'fit_on_ranks', 'step_times']
 
@@ -102,6 +102,16 @@ def hello():
     t = torch.tensor([dist.get_rank() + 1.])
     dist.all_reduce(t)                       # sum over ranks, result on every rank
     return dist.get_rank(), dist.get_world_size(), t.item()
+
+
+def collectives():
+    "Each of broadcast, all_reduce and all_gather on a small tensor that depends on the rank"
+    rank, world = dist.get_rank(), dist.get_world_size()
+    b = torch.full((2,), float(rank * 10)); dist.broadcast(b, src=0)      # rank 0's, everywhere
+    s = torch.tensor([rank + 1.]);          dist.all_reduce(s)            # 1 + 2 + ... + world
+    rows = [torch.empty(2) for _ in range(world)]
+    dist.all_gather(rows, torch.tensor([rank, rank ** 2.]))               # every rank's row, in rank order
+    return dict(broadcast=b, all_reduce=s, all_gather=torch.stack(rows))
 
 
 def fail_on_rank(bad):
