@@ -42,7 +42,9 @@ def _plain(o, back=False):
     if isinstance(o, (list, tuple)): return type(o)(_plain(v, back) for v in o)
     if isinstance(o, dict): return {k: _plain(v, back) for k, v in o.items()}
     if back: return torch.from_numpy(o) if isinstance(o, np.ndarray) else o
-    return o.detach().cpu().float().numpy() if isinstance(o, torch.Tensor) and o.dtype == torch.bfloat16 else            o.detach().cpu().numpy() if isinstance(o, torch.Tensor) else o
+    if not isinstance(o, torch.Tensor): return o
+    o = o.detach().cpu()
+    return (o.float() if o.dtype == torch.bfloat16 else o).numpy()        # NumPy has no bfloat16
 
 def _rank_main(rank, world, port, fn, args, kwargs, results, timeout):
     "One worker: join the group through the environment, as under torchrun, run `fn`, report back"
@@ -71,15 +73,16 @@ def run_ranks(fn, *args, world=2, timeout=120, **kwargs):
     "`fn(*args, **kwargs)` in `world` new processes joined in a gloo group on 127.0.0.1; their results, by rank"
     ctx = _context(fn)
     results, port = ctx.Queue(), free_port()
-    procs = [ctx.Process(target=_rank_main, args=(r, world, port, fn, _plain(args), _plain(kwargs), results, timeout), daemon=True)
-             for r in range(world)]
+    procs = [ctx.Process(target=_rank_main, daemon=True,
+                         args=(r, world, port, fn, _plain(args), _plain(kwargs), results, timeout)) for r in range(world)]
     for p in procs: p.start()
     out, deadline = {}, time.monotonic() + timeout
     try:
         while len(out) < world:
             try: rank, ok, res = results.get(timeout=max(0.1, min(1., deadline - time.monotonic())))
             except queue.Empty:
-                if time.monotonic() > deadline: raise RankError(f"run_ranks: {world - len(out)} rank(s) did not finish in {timeout} s") from None
+                if time.monotonic() > deadline:
+                    raise RankError(f"run_ranks: {world - len(out)} rank(s) did not finish in {timeout} s") from None
                 dead = [r for r, p in enumerate(procs) if p.exitcode is not None and r not in out]   # gone, no result
                 if dead: raise RankError(f"run_ranks: rank {dead[0]} died (exit code {procs[dead[0]].exitcode}) without "
                                          f"a result (an exit, or a result that cannot be pickled)") from None
@@ -389,8 +392,9 @@ def step_times(steps=20, bs=64, width=1024):
     for i in range(steps + 2):                               # two warm-up steps, not timed
         t0 = time.perf_counter()
         nn.functional.cross_entropy(model(x), y).backward()
+        bucket = torch.cat([p.grad.flatten() for p in model.parameters()])   # one bucket of all the gradients
         t1 = time.perf_counter()
-        dist.all_reduce(torch.cat([p.grad.flatten() for p in model.parameters()]))   # one bucket
+        dist.all_reduce(bucket)
         t2 = time.perf_counter()
         model.zero_grad()
         if i >= 2: comp.append(t1 - t0); comm.append(t2 - t1)
