@@ -3,10 +3,10 @@
 
 from exp.nb_12c import __all__ as _base_all
 __all__ = _base_all + ['read_pairs', 'is_question', 'add_eos', 'seq2seq_post_rules', 'length_cut',
-    'Seq2SeqDataset', 'seq2seq_collate', 'get_seq2seq_dls', 'align_pred', 'seq2seq_loss',
-    'seq2seq_acc', 'cat_directions', 'load_vectors', 'Seq2SeqRNN', 'ngram_counts', 'bleu_stats',
-    'corpus_bleu', 'ids_to_tokens', 'seq2seq_eval', 'TeacherForcing', 'AdditiveAttention',
-    'Seq2SeqAttn']
+    'TranslationData', 'sample_pairs', 'split_translation', 'Seq2SeqDataset', 'seq2seq_collate',
+    'get_seq2seq_dls', 'align_pred', 'seq2seq_loss', 'seq2seq_acc', 'cat_directions',
+    'load_vectors', 'Seq2SeqRNN', 'ngram_counts', 'bleu_stats', 'corpus_bleu', 'ids_to_tokens',
+    'seq2seq_eval', 'TeacherForcing', 'AdditiveAttention', 'Seq2SeqAttn']
 
 
 from exp.nb_12c import *
@@ -70,6 +70,27 @@ def length_cut(x_train, y_train, x_valid, y_valid, pct=99):
         idx = [i for i, (x, y) in enumerate(zip(xs, ys)) if len(x) <= cx and len(y) <= cy]
         return [xs[i] for i in idx], [ys[i] for i in idx]
     return (*keep(x_train, y_train), *keep(x_valid, y_valid), cx, cy)
+
+
+TranslationData = collections.namedtuple('TranslationData', 'x_train y_train x_valid y_valid proc_x proc_y cut_x cut_y')
+
+def sample_pairs(pairs, n_pairs=0, questions_only=False):
+    "The (English, French) `pairs`, optionally questions only, then a seeded sample of `n_pairs` (0: all)"
+    if questions_only: pairs = [p for p in pairs if is_question(p[0])]
+    if n_pairs and n_pairs < len(pairs):
+        pairs = [pairs[i] for i in torch.randperm(len(pairs), generator=torch.Generator().manual_seed(42))[:n_pairs].tolist()]
+    return pairs
+
+def split_translation(fr_toks, en_toks, p_valid=0.1, pct_cut=99, max_vocab=40000, min_freq=2):
+    "French -> English ids: a seeded split, vocabularies of the training part, `length_cut`; a `TranslationData`"
+    n_valid = int(len(fr_toks) * p_valid)
+    perm = torch.randperm(len(fr_toks), generator=torch.Generator().manual_seed(0)).tolist()
+    valid_idx, train_idx = perm[:n_valid], perm[n_valid:]
+    proc_x, proc_y = (NumericalizeProcessor(max_vocab=max_vocab, min_freq=min_freq) for _ in range(2))
+    x_train, y_train = proc_x([fr_toks[i] for i in train_idx]), proc_y([en_toks[i] for i in train_idx])
+    x_valid, y_valid = proc_x([fr_toks[i] for i in valid_idx]), proc_y([en_toks[i] for i in valid_idx])
+    x_train, y_train, x_valid, y_valid, cut_x, cut_y = length_cut(x_train, y_train, x_valid, y_valid, pct_cut)
+    return TranslationData(x_train, y_train, x_valid, y_valid, proc_x, proc_y, cut_x, cut_y)
 
 
 Seq2SeqDataset = Dataset         # lesson 03's pair of equally long lists: ds[i] is (x[i], y[i])
