@@ -372,3 +372,20 @@ def test_ids_to_tokens_and_eval():
             tot += seq2seq_loss(m(xb), yb, reduction='sum').item(); n += (yb != PAD).sum().item()
     test_near(stats['loss'], tot / n)
     test_near(stats['bleu'], corpus_bleu(hyps, refs))
+
+
+def test_sample_pairs_and_split_translation():
+    "Lesson 13's data steps as functions (13a uses them): a seeded sample, a seeded split, vocabularies of the training part"
+    from exp.nb_13 import sample_pairs, split_translation
+    pairs = [(f'What {i}?', f'Quoi {i} ?') if i % 3 else (f'Go {i}.', f'Va {i} !') for i in range(40)]
+    test_eq(sample_pairs(pairs), pairs)
+    test_eq(sample_pairs(pairs, 10), sample_pairs(pairs, 10))                       # seeded
+    assert len(sample_pairs(pairs, 10)) == 10 and set(sample_pairs(pairs, 10)) <= set(pairs)
+    assert all(en.startswith('What') for en, fr in sample_pairs(pairs, questions_only=True))
+    fr_toks = [fr.split() + ['xxeos'] for en, fr in pairs]
+    en_toks = [en.split() + ['xxeos'] for en, fr in pairs]
+    td = split_translation(fr_toks, en_toks, p_valid=0.25, pct_cut=100, min_freq=1)
+    test_eq((len(td.x_train), len(td.x_valid)), (30, 10))
+    train_words = {w for i in range(30) for w in td.proc_y.deproc1(td.y_train[i])}
+    assert set(td.proc_y.vocab) - train_words <= {'xxunk', 'xxpad', 'xxbos', 'xxeos', 'xxfld', 'xxrep', 'xxwrep', 'xxup', 'xxmaj'}
+    test_eq(td.cut_y, max(len(y) for y in td.y_train))

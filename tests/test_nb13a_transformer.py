@@ -430,3 +430,20 @@ def test_positions_add_and_check_max_len(learned):
     with pytest.raises(ValueError, match='max_len'): pos(torch.zeros(1, 2, 8), start=5)
     assert (len(list(pos.parameters())) == 1) == learned
     assert 'enc' not in pos.state_dict()                   # the fixed table is not saved
+
+
+def test_model_refuses_what_it_cannot_do():
+    "A step limit past the position table, weights from the fused kernel, more queries than keys: one line each"
+    with pytest.raises(ValueError, match='out_len=10 is more than max_len=6'):
+        Seq2SeqTransformer(10, 10, 10, d=8, n_heads=2, n_layers=1, d_ff=8, max_len=6)
+    m = Seq2SeqTransformer(10, 10, 4, d=8, n_heads=2, n_layers=1, d_ff=8, use_sdpa=True).eval()
+    with pytest.raises(ValueError, match='ret_attn needs use_sdpa=False'): m(torch.randint(4, 10, (2, 3)), ret_attn=True)
+    with pytest.raises(ValueError, match='3 queries but 2 keys'): causal_mask(3, 2)
+
+
+def test_teacher_forced_forward_returns_the_weights_too():
+    torch.manual_seed(0)
+    m = Seq2SeqTransformer(10, 10, 4, d=8, n_heads=2, n_layers=1, d_ff=8).eval()
+    x, m.targ = torch.randint(4, 10, (2, 3)), torch.randint(4, 10, (2, 5))
+    out, a = m(x, ret_attn=True)
+    test_eq(out.shape, (2, 5, 10)); test_eq(a.shape, (2, 5, 3)); test_near(a.sum(-1), torch.ones(2, 5))
