@@ -42,7 +42,8 @@ from exp.nb_11b import (CheckpointCallback, DDPCallback, DistStatsCallback, Epoc
 
 
 class UsageError(Exception):
-    "Bad input from the command line: reported on rank 0, exit status 2"
+    "Bad input from the command line, exit status 2: reported by rank 0, or by the rank it concerns (`this_rank`)"
+    def __init__(self, msg, this_rank=False): super().__init__(msg); self.this_rank = this_rank
 
 
 def tiny_cnn(c_in=3, c_out=10, bn=False):
@@ -173,7 +174,8 @@ def get_device(args, local_rank, world=1):
         n_gpu = torch.cuda.device_count()
         if local_rank >= n_gpu:
             raise UsageError(f'process {local_rank} of this machine has no GPU of its own: {n_gpu} CUDA device(s). '
-                             f'Run one process per GPU (torchrun --nproc_per_node {n_gpu}), or pass --device cpu')
+                             f'Run one process per GPU (torchrun --nproc_per_node {n_gpu}), or pass --device cpu',
+                             this_rank=True)                  # rank 0 has a GPU: this rank must say it
         dev = torch.device('cuda', local_rank)
         torch.cuda.set_device(dev)
     return dev
@@ -279,7 +281,7 @@ def main(argv=None):
     try:
         train(args, rank, world, local_rank)
     except UsageError as e:
-        if rank == 0: print(f'train_imagenette.py: error: {e}', file=sys.stderr)
+        if rank == 0 or e.this_rank: print(f'train_imagenette.py: error: {e}', file=sys.stderr)
         return 2
     finally:
         if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()

@@ -280,7 +280,7 @@ class DDPCallback(Callback):
         self.ddp = DistributedDataParallel(self.module, device_ids=self.device_ids, **self.ddp_kwargs)
     def begin_train(self): self.run.model = self.ddp
     def begin_validate(self):
-        with torch.no_grad():                          # each rank updated its running stats on its own shard
+        with torch.no_grad():                          # the last step updated each rank's stats on its own shard
             for b in self.module.buffers(): dist.broadcast(b, 0)
         self.run.model = self.module                   # no collective in a forward: ranks may have different counts
     def after_fit(self): self.run.model = self.module
@@ -299,7 +299,7 @@ class DistStatsCallback(Callback):
     def after_validate(self): self._reduce(self.avg_stats_table.valid_stats)
 
 class EpochSeedCallback(Callback):
-    "Seed every RNG from (seed, epoch, rank) and tell the sampler the epoch: a resumed run repeats the same epochs"
+    "Seed Python's and torch's RNGs from (seed, epoch, rank), tell the sampler the epoch: a resumed run repeats its epochs"
     _order = -20
     def __init__(self, seed, rank): self.seed, self.rank = seed, rank
     def begin_epoch(self):

@@ -57,7 +57,9 @@ class MultiHeadAttention(nn.Module):
 def forward(self, x, mem=None, pad_mask=None, causal=False, cache=None):
     "Attention of `x` (bs, lq, d) to itself or to `mem` (bs, lk, d); (output (bs, lq, d), weights (bs, h, lq, lk))"
     if mem is None: q, k, v = [self.heads(t) for t in self.in_proj(x).chunk(3, -1)]      # one matmul
-    else: q, (k, v) = self.proj_q(x), (cache['k'], cache['v']) if cache and 'k' in cache else self.proj_kv(mem)
+    else:                                                                   # cross-attention to `mem`
+        q = self.proj_q(x)
+        k, v = (cache['k'], cache['v']) if cache and 'k' in cache else self.proj_kv(mem)   # cached: computed once
     if cache is not None:
         if mem is None and 'k' in cache: k, v = torch.cat([cache['k'], k], 2), torch.cat([cache['v'], v], 2)
         cache['k'], cache['v'] = k, v

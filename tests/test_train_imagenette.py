@@ -372,6 +372,16 @@ def test_one_process_per_gpu(monkeypatch):
         train_imagenette.get_device(args, 1)
 
 
+def test_an_error_of_one_rank_is_said_by_that_rank(small_data, capsys, monkeypatch, no_rendezvous):
+    "Rank 1 of 2 on a machine with one GPU: rank 0 is fine, so rank 1 itself prints the one line (exit 2)"
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 1)
+    monkeypatch.setenv('RANK', '1'); monkeypatch.setenv('LOCAL_RANK', '1')
+    args = tiny_args(small_data); args[args.index('--device') + 1] = 'cuda'
+    rc, err = run_main(capsys, args)
+    assert rc == 2 and 'process 1 of this machine has no GPU of its own' in err and len(err.strip().splitlines()) == 1, err
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 @pytest.mark.parametrize('precision', ['fp32', 'fp16', 'bf16'])
 def test_one_process_on_cuda(data_dir, tmp_path, precision):

@@ -34,7 +34,7 @@ check() {   # check NAME SECONDS CMD...: run CMD under a time limit, log it, add
     timeout --kill-after 10 "$limit" "$@" >> "$LOG" 2>&1; rc=$?
     local status=ok; [ $rc -eq 0 ] || status="FAILED rc=$rc"; [ $rc -eq 124 ] && status="TIMED OUT after ${limit}s"
     { printf '%-12s %-24s %4ds  %s\n' "$name" "$status" $((SECONDS - t0)) "$*"
-      grep -E 'ratio|final:|passed|failed|error|Error|GFLOP|ms/image|µs/image' <(sed -n "/===== $name:/,\$p" "$LOG") \
+      grep -E 'ratio|final:|passed|failed|error|Error|GFLOP|ms/image|µs/image|images/s' <(sed -n "/===== $name:/,\$p" "$LOG") \
           | tail -n 6 | sed 's/^/             | /'; } >> "$SUMMARY"
     return $rc
 }
@@ -78,16 +78,17 @@ else
     workers=$(( $(nproc) - 2 )); [ $workers -gt 12 ] && workers=12
     run=(--arch xresnet34 --size 128 --epochs 5)          # lesson 11's full values (bs 64, lr 1e-2, Adam, ls 0.1)
     tests=(tests/test_train_imagenette.py tests/test_nb11_xresnet.py tests/test_nb08_data_block.py tests/test_nb11a_transfer.py)
-    affine=(); half=()
+    affine=(); half=(); mp=(--workers $workers)
     if [ "$SMOKE" = 1 ]; then
         run=(--arch xresnet18 --size 32 --epochs 1 --n-train 200 --n-valid 100); workers=1
         half=(--arch tiny_bn_cnn)                      # bf16 autocast on a CPU is ~40x slower: 100 s with xresnet18
-        tests=(tests/test_nb11_xresnet.py -k split); affine=(--n 64 --repeats 1)
+        tests=(tests/test_nb11_xresnet.py -k split); affine=(--n 64 --repeats 1); mp=(--smoke --workers 0)
     fi
     check train-fp32 240 "$PY" train_imagenette.py "${run[@]}" --precision fp32 --workers $workers --device "$DEV"
     check train-bf16 180 "$PY" train_imagenette.py "${run[@]}" "${half[@]}" --precision bf16 --workers $workers --device "$DEV"
     check data-tests 180 "${PYTEST[@]}" "${tests[@]}"
     check bench-affine 90 "$PY" tests/benchmarks/bench_pil_vs_batch_affine.py --device "$DEV" "${affine[@]}"
+    check bench-mp 150 "$PY" tests/benchmarks/bench_mixed_precision.py --device "$DEV" "${mp[@]}"
 fi
 echo "== summary of step $step"; cat "$SUMMARY"
 ! grep -qE 'FAILED|TIMED OUT' "$SUMMARY"
