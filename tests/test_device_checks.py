@@ -33,7 +33,7 @@ def test_prepare_then_both_steps(tmp_path):
     assert sum(p.stat().st_size for p in parts) == mirror.stat().st_size
     assert max(p.stat().st_size for p in parts) < 60 * 2**20          # each half fits one call with the repository
 
-    for step, names in [(1, ['unit-tests', 'bench-xres']),
+    for step, names in [(1, ['unit-tests', 'bench-xres', 'bench-attn']),
                         (2, ['sha256', 'untar', 'train-fp32', 'train-bf16', 'data-tests', 'bench-affine', 'bench-mp'])]:
         r = run([TOOLS / 'checks.sh', step], dev, out, data)
         summary = (out / f'summary{step}.txt').read_text()

@@ -59,9 +59,14 @@ if [ "$step" = 1 ]; then
            tests/test_nb09b_learner.py tests/test_nb09c_progress.py tests/test_nb10_augmentation.py
            tests/test_nb10b_mixup.py tests/test_nb10c_fp16.py)
     bench=(--bs 64 --size 128 --steps 10 --repeats 5)
-    if [ "$SMOKE" = 1 ]; then tests=(tests/test_nb06_hooks.py); bench=(--bs 2 --size 32 --steps 1 --repeats 1); fi
+    attn=()
+    if [ "$SMOKE" = 1 ]; then
+        tests=(tests/test_nb06_hooks.py); bench=(--bs 2 --size 32 --steps 1 --repeats 1)
+        attn=(--bs 4 --len 6 --d 32 --heads 4 --steps 1 --repeats 1)
+    fi
     check unit-tests 240 "${PYTEST[@]}" "${tests[@]}"
     check bench-xres 120 "$PY" tests/benchmarks/bench_xresnet.py --device "$DEV" "${bench[@]}"
+    check bench-attn 60 "$PY" tests/benchmarks/bench_attention.py --device "$DEV" "${attn[@]}"
 else
     mkdir -p "$D/mirror"
     part0="$D/imagenette2-160.tgz.part00"; part1="$D/imagenette2-160.tgz.part01"
