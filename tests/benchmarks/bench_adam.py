@@ -27,6 +27,7 @@ import torch
 import torchvision
 
 from exp.nb_09 import adam_opt, default_device
+from _timing import sync   # this folder's shared timing helpers
 
 
 def make_params(device, seed=0):
@@ -44,10 +45,6 @@ def torch_impl(params):
     from torch.optim.optimizer import _default_to_fused_or_foreach
     fused, foreach = _default_to_fused_or_foreach(params, differentiable=False, use_fused=False)
     return 'fused' if fused else 'foreach' if foreach else 'for-loop (single tensor)'
-
-
-def sync(device):
-    if device.type == 'cuda': torch.cuda.synchronize()
 
 
 def time_steps(opt, steps, device):

@@ -24,19 +24,7 @@ import torch
 from torch import nn
 
 from exp.nb_13a import MultiHeadAttention, copy_mha
-
-
-def sync(device):
-    if device.type == 'cuda': torch.cuda.synchronize()
-    elif device.type == 'mps': torch.mps.synchronize()
-
-
-def time_passes(f, steps, device):
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(steps): f()
-    sync(device)
-    return (time.perf_counter() - start) / steps
+from _timing import time_passes   # this folder's shared timing helpers
 
 
 def main(argv=None):

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from exp.nb_12a import AWD_LSTM, default_device
+from _timing import time_passes   # this folder's shared timing helpers
 
 
 class PlainStack(nn.Module):
@@ -44,18 +45,6 @@ class PlainStack(nn.Module):
         out = self.emb(x)
         for rnn in self.rnns: out, _ = rnn(out)
         return out
-
-
-def sync(device):
-    if device.type == 'cuda': torch.cuda.synchronize()
-
-
-def time_passes(f, steps, device):
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(steps): f()
-    sync(device)
-    return (time.perf_counter() - start) / steps
 
 
 def main(argv=None):

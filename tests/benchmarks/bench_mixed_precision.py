@@ -41,11 +41,7 @@ from exp.nb_09 import adam_opt
 from exp.nb_10 import byte_to_float
 from exp.nb_10c import AutocastMixedPrecision, MixedPrecision
 from exp.nb_11 import cnn_learner, imagenette_split, xresnets
-
-
-def sync(device):
-    if device.type == 'cuda': torch.cuda.synchronize()
-    elif device.type == 'mps': torch.mps.synchronize()
+from _timing import sync   # this folder's shared timing helpers
 
 
 class StepTimer(Callback):

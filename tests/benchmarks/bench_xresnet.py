@@ -25,11 +25,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from exp.nb_06 import default_device
 from exp.nb_11 import xresnet50
+from _timing import sync   # this folder's shared timing helpers
 
-
-def sync(device):
-    if device.type == 'cuda': torch.cuda.synchronize()
-    elif device.type == 'mps': torch.mps.synchronize()
 
 def step(model, xb, yb):
     model.zero_grad(set_to_none=True)
