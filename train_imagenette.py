@@ -17,7 +17,7 @@ of lessons 05b-11, exported to `exp.nb_11b`. `--sync-bn` uses torch's `nn.SyncBa
 lesson's `DistBatchNorm`, written from collectives, elsewhere. What is left here is the command line: its
 arguments and their checks (all made before any process joins the group), the data, the learner, the fit.
 """
-import argparse, math, os, sys
+import argparse, sys
 from functools import partial
 from pathlib import Path
 
@@ -27,6 +27,7 @@ import torch.distributed as dist
 from torch import nn
 
 from coursekit.checkpoint import CheckpointError, cpu_state_dict, save_torch
+from coursekit.cli import UsageError, check_numbers, check_output, pick_device, run_main
 from coursekit.datasets import URLs, DatasetError, untar_data
 from exp.nb_05 import one_cycle
 from exp.nb_06 import default_device
@@ -39,11 +40,6 @@ from exp.nb_10c import AutocastMixedPrecision
 from exp.nb_11 import cnn_learner, imagenette_split, xresnets
 from exp.nb_11b import (CheckpointCallback, DDPCallback, DistStatsCallback, EpochSeedCallback, RankZeroLogging,
                         convert_dist_batchnorm, rank_loaders, read_training_checkpoint, resume_training)
-
-
-class UsageError(Exception):
-    "Bad input from the command line, exit status 2: reported by rank 0, or by the rank it concerns (`this_rank`)"
-    def __init__(self, msg, this_rank=False): super().__init__(msg); self.this_rank = this_rank
 
 
 def tiny_cnn(c_in=3, c_out=10, bn=False):
@@ -93,8 +89,6 @@ def get_parser():
     return p
 
 
-def _flag(name): return '--' + name.replace('_', '-')
-
 # Each numeric argument, what it must be, and the test; None (not given) is always fine
 NUMBERS = [('size', 'at least 1', lambda v: v >= 1), ('epochs', 'at least 1', lambda v: v >= 1),
            ('bs', 'at least 1', lambda v: v >= 1), ('lr', 'a positive number', lambda v: v > 0),
@@ -105,24 +99,12 @@ NUMBERS = [('size', 'at least 1', lambda v: v >= 1), ('epochs', 'at least 1', la
            ('n_classes', 'at least 1', lambda v: v >= 1), ('n_train', 'at least 1', lambda v: v >= 1),
            ('n_valid', 'at least 1', lambda v: v >= 1), ('stop_after', 'at least 1', lambda v: v >= 1)]
 
-def check_output(flag, path, example):
-    "`path`, a file this run will write, can be written: not a folder, in a folder (or one to be made) we may write in"
-    path = Path(path)
-    if path.is_dir():
-        raise UsageError(f'{flag} {path}: is a folder; give a file name, e.g. {flag} {path / example}')
-    parent = path.parent                                  # the nearest folder that exists: the save makes the rest
-    while not parent.exists() and parent != parent.parent: parent = parent.parent
-    if not parent.is_dir(): raise UsageError(f'{flag} {path}: {parent} is a file, not a folder')
-    if not os.access(parent, os.W_OK | os.X_OK): raise UsageError(f'{flag} {path}: cannot write in the folder {parent}')
-
 def dump_path(prefix, rank): return Path(f'{prefix}.rank{rank}.pt')
 
 def check_args(args, world):
     "Every argument that can be checked without reading the data: a `UsageError` for the first that is wrong"
     if args.arch not in ARCHS: raise UsageError(f'--arch {args.arch}: unknown, choose one of {", ".join(ARCHS)}')
-    for name, what, ok in NUMBERS:
-        v = getattr(args, name)
-        if v is not None and not (math.isfinite(v) and ok(v)): raise UsageError(f'{_flag(name)} must be {what}, got {v}')
+    check_numbers(args, NUMBERS)
     if args.bs < world: raise UsageError(f'--bs {args.bs} is smaller than the number of processes ({world})')
     if args.bs % world: raise UsageError(f'--bs {args.bs} must be a multiple of the number of processes ({world})')
     if args.data is not None:
@@ -159,26 +141,7 @@ def restore_checkpoint(learn, ckpt, path, n_classes):
                          f"{a.get('data')}, this run has {n_classes} classes") from None
 
 
-def get_device(args, local_rank, world=1):
-    if args.device is None: dev = default_device()
-    else:
-        try: dev = torch.device(args.device)
-        except RuntimeError: raise UsageError(f'--device {args.device}: not a device (cpu, cuda, mps)') from None
-    if dev.type == 'mps' and not torch.backends.mps.is_available(): raise UsageError('--device mps: MPS is not available')
-    if dev.type == 'mps' and world > 1:              # gloo takes CPU and CUDA tensors, nccl CUDA ones
-        what = '--device mps' if args.device else 'the default device, MPS'
-        raise UsageError(f'{what}: {world} processes, but no torch.distributed backend moves MPS tensors. '
-                         f'Run one process on MPS, or many with --device cpu')
-    if dev.type == 'cuda':
-        if not torch.cuda.is_available(): raise UsageError('--device cuda: CUDA is not available')
-        n_gpu = torch.cuda.device_count()
-        if local_rank >= n_gpu:
-            raise UsageError(f'process {local_rank} of this machine has no GPU of its own: {n_gpu} CUDA device(s). '
-                             f'Run one process per GPU (torchrun --nproc_per_node {n_gpu}), or pass --device cpu',
-                             this_rank=True)                  # rank 0 has a GPU: this rank must say it
-        dev = torch.device('cuda', local_rank)
-        torch.cuda.set_device(dev)
-    return dev
+def get_device(args, local_rank, world=1): return pick_device(args.device, local_rank, world, default_device)
 
 
 PIL_ERRORS = (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError)
@@ -276,16 +239,7 @@ def train(args, rank, world, local_rank):
 
 def main(argv=None):
     args = get_parser().parse_args(argv)
-    rank, world = int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
-    local_rank = int(os.environ.get('LOCAL_RANK', 0))
-    try:
-        train(args, rank, world, local_rank)
-    except UsageError as e:
-        if rank == 0 or e.this_rank: print(f'train_imagenette.py: error: {e}', file=sys.stderr)
-        return 2
-    finally:
-        if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
-    return 0
+    return run_main(lambda rank, world, local_rank: train(args, rank, world, local_rank), 'train_imagenette.py')
 
 
 if __name__ == '__main__':

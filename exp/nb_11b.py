@@ -287,16 +287,17 @@ class DDPCallback(Callback):
 
 
 class DistStatsCallback(Callback):
-    "Sum the loss, metric and item counts of each phase over all ranks, before they are logged"
+    "Sum the loss, metric and item counts of each phase over all ranks, before the stats callback `stats` logs them"
     _order = 6
+    def __init__(self, stats='avg_stats_table'): self.stats = stats        # lesson 12a's is 'perplexity_table'
     def _reduce(self, stats):
         dev = next(self.run.model.parameters()).device
         t = torch.tensor([float(stats.tot_loss), float(stats.count)] + [float(m) for m in stats.tot_mets],
                          dtype=torch.float64, device=dev)
         dist.all_reduce(t)                                   # one collective for all the sums
         stats.tot_loss, stats.count, stats.tot_mets = t[0].item(), round(t[1].item()), [v.item() for v in t[2:]]
-    def after_train(self): self._reduce(self.avg_stats_table.train_stats)
-    def after_validate(self): self._reduce(self.avg_stats_table.valid_stats)
+    def after_train(self): self._reduce(getattr(self.run, self.stats).train_stats)
+    def after_validate(self): self._reduce(getattr(self.run, self.stats).valid_stats)
 
 class EpochSeedCallback(Callback):
     "Seed Python's and torch's RNGs from (seed, epoch, rank), tell the sampler the epoch: a resumed run repeats its epochs"

@@ -50,6 +50,7 @@ def reverse_docs(docs):
 
 from coursekit.checkpoint import (check_state_dict, cpu_state_dict, load_state, read_state_dict, read_torch, save_torch,
                                   settings_digest)
+import torch.distributed as dist
 
 class TrainingCheckpoint(Callback):
     "After every epoch: weights, optimizer state, next epoch and history to `path` (atomic); stop after epoch `stop_after`"
@@ -61,8 +62,9 @@ class TrainingCheckpoint(Callback):
         st = getattr(self.run, self.stats)
         self.history.append(dict(epoch=self.epoch, train=st.train_stats.avg_stats, valid=st.valid_stats.avg_stats,
                                  seconds=time.time() - self.t0))
-        save_torch(dict(model=cpu_state_dict(self.run.model), opt=self.opt.state_dict(), epoch=self.epoch + 1,
-                        history=self.history), self.path)
+        if not dist.is_initialized() or dist.get_rank() == 0:      # many processes (lesson 11b): rank 0 writes
+            save_torch(dict(model=cpu_state_dict(self.run.model), opt=self.opt.state_dict(), epoch=self.epoch + 1,
+                            history=self.history), self.path)
         if self.stop_after is not None and self.epoch + 1 >= self.stop_after: raise CancelFitException()
 
 

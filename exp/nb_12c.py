@@ -102,8 +102,9 @@ def load_encoder(model, src, vocab):
     return model
 
 
-def text_clas_databunch(ll, bs, max_vocab=None, backwards=False, max_tokens=None, n_train=None, n_valid=None, seed=0, **kwargs):
-    "Classifier loaders for lesson 12's labelled split `ll`: vocabulary cut to `max_vocab`, reviews to `max_tokens`, reversed if `backwards`; seeded subsets"
+def text_clas_databunch(ll, bs, max_vocab=None, backwards=False, max_tokens=None, n_train=None, n_valid=None, seed=0,
+                        dls=get_clas_dls, **kwargs):
+    "Classifier loaders (made by `dls`) for lesson 12's labelled split `ll`: vocabulary cut to `max_vocab`, reviews to `max_tokens`, reversed if `backwards`; seeded subsets"
     pad_idx = ll.train.proc_x[-1].vocab.index(PAD)
     def part(lst, n, s):
         idx = range(len(lst)) if n is None else torch.randperm(len(lst), generator=torch.Generator().manual_seed(s))[:n].tolist()
@@ -111,7 +112,7 @@ def text_clas_databunch(ll, bs, max_vocab=None, backwards=False, max_tokens=None
         return Dataset(reverse_docs(xs) if backwards else xs, [lst.y.items[i] for i in idx]), vocab, list(idx)
     (train, vocab, t_idx), (valid, _, v_idx) = part(ll.train, n_train, seed), part(ll.valid, n_valid, seed + 1)
     classes = listify(ll.train.proc_y)[-1].vocab
-    data = DataBunch(*get_clas_dls(train, valid, bs, pad_idx=pad_idx, **kwargs), c_in=len(vocab), c_out=len(classes))
+    data = DataBunch(*dls(train, valid, bs, pad_idx=pad_idx, **kwargs), c_in=len(vocab), c_out=len(classes))
     data.vocab, data.classes, data.backwards, data.max_tokens = vocab, list(classes), backwards, max_tokens
     data.tokenizer, data.pad_idx, data.train_idx, data.valid_idx = ll.train.proc_x[0], pad_idx, t_idx, v_idx
     data.otoi = {w: i for i, w in enumerate(vocab)}                   # word -> id, for raw text
