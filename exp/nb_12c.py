@@ -2,11 +2,11 @@
 # edit the notebook, then run `python notebook2script.py`.
 
 from exp.nb_12b import __all__ as _base_all
-__all__ = _base_all + ['match_embeds', 'unique_params', 'lm_param_splitter', 'freeze_to',
-    'disc_lrs', 'fit_stage', 'save_encoder', 'load_encoder', 'text_clas_databunch',
-    'PackedAWD_LSTM', 'pad_lengths', 'SentenceEncoder', 'masked_concat_pool', 'bn_drop_lin',
-    'PoolingLinearClassifier', 'get_text_classifier', 'clas_param_splitter', 'in_dataset_order',
-    'predict']
+__all__ = _base_all + ['imdb_lm_data', 'match_embeds', 'unique_params', 'lm_param_splitter',
+    'freeze_to', 'disc_lrs', 'fit_stage', 'save_encoder', 'load_encoder', 'text_clas_databunch',
+    'imdb_clas_split', 'PackedAWD_LSTM', 'pad_lengths', 'SentenceEncoder', 'masked_concat_pool',
+    'bn_drop_lin', 'PoolingLinearClassifier', 'get_text_classifier', 'clas_param_splitter',
+    'in_dataset_order', 'predict']
 
 
 from exp.nb_12b import *
@@ -21,6 +21,20 @@ from torch import nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 import matplotlib.pyplot as plt
+
+
+def imdb_lm_data(sample=False, max_vocab=None, n_train_tokens=None, n_valid_tokens=None, max_workers=None,
+                 verbose=True):
+    "Lesson 12's cached IMDB language-model split: (training docs, validation docs, vocab cut to `max_vocab`, full vocab)"
+    il = TextList.from_files(imdb_path(sample), include=['train', 'test'])
+    il = il.new([f for f in il.items if f.parent.name in ('neg', 'pos', 'unsup')])
+    sd = SplitData.split_by_func(il, lm_splitter)
+    ll = cached_label_by_func(sd, lm_label, cache_dir=data_dir()/'cache'/'12_text', verbose=verbose,
+                              proc_x=[TokenizeProcessor(max_workers=max_workers), NumericalizeProcessor(max_vocab=60000, min_freq=2)])
+    full_vocab = ll.train.proc_x[-1].vocab
+    train, vocab = shrink_vocab(take_tokens(ll.train.x.items, n_train_tokens, seed=0), full_vocab, max_vocab)
+    valid, _ = shrink_vocab(take_tokens(ll.valid.x.items, n_valid_tokens, seed=1), full_vocab, max_vocab)
+    return train, valid, vocab, full_vocab
 
 
 def match_embeds(old_wgts, old_vocab, new_vocab):
@@ -117,6 +131,14 @@ def text_clas_databunch(ll, bs, max_vocab=None, backwards=False, max_tokens=None
     data.tokenizer, data.pad_idx, data.train_idx, data.valid_idx = ll.train.proc_x[0], pad_idx, t_idx, v_idx
     data.otoi = {w: i for i, w in enumerate(vocab)}                   # word -> id, for raw text
     return data
+
+
+def imdb_clas_split(sample, full_vocab, max_workers=None, verbose=True):
+    "Lesson 12's IMDB reviews of train/ and test/ numericalized with `full_vocab`, labelled by folder (cached): (split, labelled split)"
+    sd = SplitData.split_by_func(TextList.from_files(imdb_path(sample), include=['train', 'test']), clas_splitter)
+    return sd, cached_label_by_func(sd, parent_labeler, cache_dir=data_dir()/'cache'/'12_text', verbose=verbose,
+                                    proc_x=[TokenizeProcessor(max_workers=max_workers), NumericalizeProcessor(vocab=full_vocab)],
+                                    proc_y=CategoryProcessor())
 
 
 class PackedAWD_LSTM(AWD_LSTM):
