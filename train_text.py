@@ -124,7 +124,7 @@ def get_parser():
 POS, NONNEG, UNIT = ('at least 1', lambda v: v >= 1), ('at least 0', lambda v: v >= 0), ('in [0, 1]', lambda v: 0 <= v <= 1)
 NUMBERS = [('n_train_tokens', *POS), ('n_valid_tokens', *POS), ('max_vocab', 'at least 2 (xxunk, xxpad)', lambda v: v >= 2),
            ('min_freq', *POS), ('bs', *POS), ('bptt', *POS), ('emb_sz', *POS), ('n_hid', *POS), ('n_layers', *POS),
-           ('drop_mult', 'in [0, 1)', lambda v: 0 <= v < 1), ('epochs', *NONNEG), ('lr', 'a positive number', lambda v: v > 0),
+           ('drop_mult', *NONNEG), ('epochs', *NONNEG), ('lr', 'a positive number', lambda v: v > 0),
            ('lr_head', 'a positive number', lambda v: v > 0), ('lrs', 'positive numbers', lambda v: v > 0),
            ('pct_start', *UNIT), ('alpha', *NONNEG), ('beta', *NONNEG), ('clip', 'a positive number', lambda v: v > 0),
            ('threads', *NONNEG), ('max_workers', *POS), ('max_len', *POS), ('max_tokens', *POS), ('n_train', *POS),
@@ -136,6 +136,10 @@ def check_args(args, world):
     check_numbers(args, [r for r in NUMBERS if hasattr(args, r[0])])
     if args.bs < world: raise UsageError(f'--bs {args.bs} is smaller than the number of processes ({world})')
     if args.bs % world: raise UsageError(f'--bs {args.bs} must be a multiple of the number of processes ({world})')
+    top = max(CLAS_DROPS if args.stage == 'classify' else LM_DROPS)
+    if top * args.drop_mult >= 1:
+        raise UsageError(f'--drop-mult {args.drop_mult}: the largest dropout would be {top * args.drop_mult:g}; keep it '
+                         f'below {1 / top:g}')
     check_folder('--out', args.out)
 
 
@@ -151,8 +155,10 @@ def read_model_folder(flag, path, part):
     try: sd, vocab, config = read_pretrained(path)
     except (FileFormatError, ValueError, KeyError) as e: raise UsageError(f'{flag} {path}: {first_line(e)}') from None
     if config.get('part', 'model') != part:
+        what = {'model': 'a whole language model', 'encoder': 'an encoder', 'classifier': 'a classifier'}
         want = "finetune's -enc folder (save_encoder)" if part == 'encoder' else "pretrain's folder (save_pretrained)"
-        raise UsageError(f"{flag} {path}: holds a {config.get('part', 'whole language model')}, not a {part}: pass {want}")
+        raise UsageError(f"{flag} {path}: holds {what.get(config.get('part', 'model'), config.get('part'))}, not "
+                         f"{what[part]}: pass {want}")
     return sd, vocab, config
 
 def check_stage_files(model, paths, resume):
@@ -243,16 +249,15 @@ def corpus_texts(corpus):
                                    f'them in train/ and valid/ folders')
     return texts + [path.name]
 
-def pretrain_data(args, rank):
+def pretrain_data(args, rank, train, valid):
     "Lesson 12b's data: whole documents up to the token budgets, tokenized and numericalized (cached, as the lesson's)"
-    train, valid, name = corpus_texts(args.corpus)
     sd = SplitData(TextList(take_tokens(train, args.n_train_tokens, seed=0, size=n_words)),
                    TextList(take_tokens(valid, args.n_valid_tokens, seed=1, size=n_words)))
     ll = cached_label_by_func(sd, lm_label, cache_dir=data_dir()/'cache'/'12b_lm', verbose=rank == 0,
                               proc_x=[TokenizeProcessor(chunksize=50, max_workers=args.max_workers, progress=rank == 0 and sys.stdout.isatty()),
                                       NumericalizeProcessor(max_vocab=args.max_vocab, min_freq=args.min_freq)])
     docs = [list(ll.train.x.items), list(ll.valid.x.items)]
-    return ([reverse_docs(d) for d in docs] if args.backwards else docs), ll.train.proc_x[-1].vocab, name
+    return ([reverse_docs(d) for d in docs] if args.backwards else docs), ll.train.proc_x[-1].vocab
 
 def pretrain(args, rank, world, dev):
     "Lesson 12b on this rank: the language model, saved with `save_pretrained` to <out>/<name>"
@@ -261,8 +266,9 @@ def pretrain(args, rank, world, dev):
                     bs=args.bs, bptt=args.bptt, emb_sz=args.emb_sz, n_hid=args.n_hid, n_layers=args.n_layers,  # settings,
                     drop_mult=args.drop_mult, epochs=args.epochs, lr=args.lr, pct_start=args.pct_start,  # the same
                     moms=MOMS, clip=args.clip, alpha=args.alpha, beta=args.beta)                # checkpoint
+    train, valid, corpus_name = corpus_texts(args.corpus)           # read on every rank: a bad file stops them all
     join_group(args, world, dev)
-    docs, vocab, corpus_name = rank0_first(lambda: pretrain_data(args, rank), rank, world)
+    docs, vocab = rank0_first(lambda: pretrain_data(args, rank, train, valid), rank, world)
     name = args.name or f"{corpus_name}-{'bwd' if args.backwards else 'fwd'}"
     ckpt = args.out/f'{name}-{settings_digest(settings)}.ckpt.pth'
     data = lm_databunch(docs, vocab, args, rank, world)
