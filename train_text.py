@@ -51,7 +51,8 @@ DROP_NAMES = ('output_p', 'hidden_p', 'input_p', 'embed_p', 'weight_p')
 
 
 def get_parser():
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split('\n')[0], epilog='Run many processes with torchrun (see the README).')
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split('\n')[0],
+                                epilog='Run many processes with torchrun (see the README).')
     sub = p.add_subparsers(dest='stage', required=True, metavar='{pretrain,finetune,classify}')
     common = argparse.ArgumentParser(add_help=False)
     c = common.add_argument
@@ -165,13 +166,15 @@ def check_stage_files(model, paths, resume):
     "A stage checkpoint of an earlier run that does not fit `model`: a `UsageError` now, not after the stages before it"
     for p in paths if resume else []:
         if not Path(p).is_file(): continue
-        try: check_state_dict(model, read_torch(p, keys=('model', 'opt', 'epoch', 'history'), what='stage checkpoint')['model'], str(p))
+        try: check_state_dict(model, read_torch(p, keys=('model', 'opt', 'epoch', 'history'), what='stage checkpoint')['model'],
+                              str(p))
         except CheckpointError as e: raise UsageError(f'{first_line(e)}; delete it, or pass --no-resume') from None
 
 
 def join_group(args, world, dev):
     "Every check that needs no data has passed on every rank: join the process group (NCCL on CUDA, gloo elsewhere)"
-    if world > 1: dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo', timeout=timedelta(minutes=args.dist_timeout))
+    if world > 1:
+        dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo', timeout=timedelta(minutes=args.dist_timeout))
 
 def rank0_first(fn, rank, world):
     "`fn()` on rank 0, then on the others (which find the caches it wrote); a `UsageError` of rank 0 stops every rank"
@@ -209,7 +212,8 @@ def lm_databunch(docs, vocab, args, rank, world):
     "This rank's language-model loaders (lesson 12d)"
     try: dls = rank_lm_dls(docs[0], docs[1], args.bs // world, args.bptt, rank, world, seed=args.seed)
     except DataBlockError as e:
-        raise UsageError(f'{first_line(e)}: pass a smaller --bs or --bptt, or more tokens (--n-train-tokens, --n-valid-tokens)') from None
+        raise UsageError(f'{first_line(e)}: pass a smaller --bs or --bptt, or more tokens (--n-train-tokens, '
+                         f'--n-valid-tokens)') from None
     return DataBunch(*dls, c_in=len(vocab), c_out=len(vocab))
 
 def report(rank, what, hist, tokens_per_epoch=None, timer=None):
@@ -218,7 +222,8 @@ def report(rank, what, hist, tokens_per_epoch=None, timer=None):
     (loss, acc), n = hist[-1]['valid'], len(hist)
     line = f'final: {what} epoch {n} valid_loss={loss:.6f} '
     line += f'perplexity={perplexity(loss):.2f} accuracy={acc:.6f}' if tokens_per_epoch else f'valid_accuracy={acc:.6f}'
-    if tokens_per_epoch and timer is not None and timer.seconds: line += f' tokens_per_s={tokens_per_epoch / timer.seconds[-1]:.1f}'
+    if tokens_per_epoch and timer is not None and timer.seconds:
+        line += f' tokens_per_s={tokens_per_epoch / timer.seconds[-1]:.1f}'
     print(line, flush=True)
 
 
@@ -235,12 +240,16 @@ def corpus_texts(corpus):
             except DatasetError as e: raise UsageError(f'{flag}: could not be fetched: {first_line(e)}') from None
         elif not path.is_dir(): raise UsageError(f'{flag}: no such folder (nor one of {", ".join(WIKI_CORPORA)})')
         if (path/'wiki.train.tokens').is_file():                        # WikiText's layout
-            if not (path/'wiki.valid.tokens').is_file(): raise UsageError(f'{flag}: has wiki.train.tokens but no wiki.valid.tokens')
-            return [wiki_articles(path/f'wiki.{s}.tokens') for s in ('train', 'valid')] + [corpus if corpus in WIKI_CORPORA else path.name]
-        if (path/'train').is_dir() and (path/'valid').is_dir(): parts = [get_files(path/s, '.txt', recurse=True) for s in ('train', 'valid')]
+            if not (path/'wiki.valid.tokens').is_file():
+                raise UsageError(f'{flag}: has wiki.train.tokens but no wiki.valid.tokens')
+            name = corpus if corpus in WIKI_CORPORA else path.name
+            return [wiki_articles(path/f'wiki.{s}.tokens') for s in ('train', 'valid')] + [name]
+        if (path/'train').is_dir() and (path/'valid').is_dir():
+            parts = [get_files(path/s, '.txt', recurse=True) for s in ('train', 'valid')]
         else:
             files = get_files(path, '.txt', recurse=True)
-            if not files: raise UsageError(f'{flag}: no .txt file in it (nor wiki.train.tokens): give a folder of UTF-8 text files')
+            if not files:
+                raise UsageError(f'{flag}: no .txt file in it (nor wiki.train.tokens): give a folder of UTF-8 text files')
             parts = [[f for f in files if not lm_splitter(f)], [f for f in files if lm_splitter(f)]]
         texts = [[t for t in (read_file(f).strip() for f in fs) if t] for fs in parts]    # a file not UTF-8 is named
     except DataBlockError as e: raise UsageError(f'{flag}: {first_line(e)}') from None
@@ -254,7 +263,8 @@ def pretrain_data(args, rank, train, valid):
     sd = SplitData(TextList(take_tokens(train, args.n_train_tokens, seed=0, size=n_words)),
                    TextList(take_tokens(valid, args.n_valid_tokens, seed=1, size=n_words)))
     ll = cached_label_by_func(sd, lm_label, cache_dir=data_dir()/'cache'/'12b_lm', verbose=rank == 0,
-                              proc_x=[TokenizeProcessor(chunksize=50, max_workers=args.max_workers, progress=rank == 0 and sys.stdout.isatty()),
+                              proc_x=[TokenizeProcessor(chunksize=50, max_workers=args.max_workers,
+                                                        progress=rank == 0 and sys.stdout.isatty()),
                                       NumericalizeProcessor(max_vocab=args.max_vocab, min_freq=args.min_freq)])
     docs = [list(ll.train.x.items), list(ll.valid.x.items)]
     return ([reverse_docs(d) for d in docs] if args.backwards else docs), ll.train.proc_x[-1].vocab
@@ -282,8 +292,8 @@ def pretrain(args, rank, world, dev):
         print(f'pretrain {name} on {dev}, {world} process(es): {sum(map(len, docs[0])):,} training / {sum(map(len, docs[1])):,} '
               f'validation tokens, vocabulary {len(vocab):,}, batch {args.bs}x{args.bptt} ({args.bs // world} rows a process), '
               f'{args.epochs} epochs; checkpoint {ckpt}', flush=True)
-    hist = fit_stage(learn, ckpt, args.epochs, one_cycle(args.lr, args.pct_start, moms=MOMS) + run_cbs(args, rank, world, dev,
-                     'perplexity_table') + [timer], not args.no_resume, stats='perplexity_table', seed=args.seed)
+    cbs = one_cycle(args.lr, args.pct_start, moms=MOMS) + run_cbs(args, rank, world, dev, 'perplexity_table') + [timer]
+    hist = fit_stage(learn, ckpt, args.epochs, cbs, not args.no_resume, stats='perplexity_table', seed=args.seed)
     if rank == 0:
         dest = save_pretrained(args.out/name, model, vocab, config, corpus=corpus_name, backwards=args.backwards,
                                epochs_done=len(hist), history=hist)
@@ -295,9 +305,10 @@ def pretrain(args, rank, world, dev):
 
 def imdb_data(fn, sample):
     "`fn()` (one of lesson 12c's IMDB data steps); a dataset that cannot be fetched or read is a `UsageError`"
+    what = 'the IMDB sample' if sample else 'IMDB'
     try: return fn()
-    except DatasetError as e: raise UsageError(f"IMDB{' sample' if sample else ''} could not be fetched: {first_line(e)}") from None
-    except DataBlockError as e: raise UsageError(f"IMDB{' sample' if sample else ''}: {first_line(e)}") from None
+    except DatasetError as e: raise UsageError(f'{what} could not be fetched: {first_line(e)}') from None
+    except DataBlockError as e: raise UsageError(f'{what}: {first_line(e)}') from None
 
 def direction(config): return 'bwd' if config.get('backwards') else 'fwd'
 
@@ -352,7 +363,8 @@ def classify(args, rank, world, dev):
     bptt = args.bptt or (lm_settings or {}).get('bptt', 70)
     settings = dict(lm_settings or dict(encoder=file_sha256(args.encoder/'weights.pth')[:16]), bptt=bptt,   # 12c's
                     clas_bs=args.bs, max_len=args.max_len, max_tokens=args.max_tokens, n_train=args.n_train,  # clas_settings
-                    n_valid=args.n_valid, clas_drop_mult=args.drop_mult, clas_lrs=tuple(args.lrs), clas_epochs=tuple(args.epochs))
+                    n_valid=args.n_valid, clas_drop_mult=args.drop_mult, clas_lrs=tuple(args.lrs),
+                    clas_epochs=tuple(args.epochs))
     name = f"{args.name or '12c-' + ('imdb_sample' if sample else 'imdb')}-clas{settings_digest(settings)}"
     join_group(args, world, dev)
     def prep():
@@ -366,7 +378,8 @@ def classify(args, rank, world, dev):
     model = get_text_classifier(**config)
     try: load_encoder(model, args.encoder, data.vocab)
     except ValueError as e:
-        raise UsageError(f'--encoder {args.encoder}: {first_line(e)}' + ('' if sample else ' (fine-tuned on the IMDB sample? pass --sample)')) from None
+        hint = '' if sample else ' (fine-tuned on the IMDB sample? pass --sample)'
+        raise UsageError(f'--encoder {args.encoder}: {first_line(e)}{hint}') from None
     paths = {s: args.out/f'{name}-{d}-clas-{s}.ckpt.pth' for s, _ in STAGES}
     check_stage_files(model, paths.values(), not args.no_resume)
     learn = Learner(model, data, F.cross_entropy, opt_func=adam_opt(), lr=args.lrs[0], splitter=clas_param_splitter,
