@@ -176,3 +176,14 @@ def test_stage_checkpoint_that_does_not_fit_exit_2(tmp_path, capsys, monkeypatch
     capsys.readouterr()
     err = one_error(capsys, pretrain_args(tmp_path, '--epochs', '1', '--n-train-tokens', '8000', '--bs', '8'), str(ckpt))
     assert '0.rnns.9' in err and '--no-resume' in err
+
+
+def test_encoder_of_another_vocabulary_exit_2(finetuned, tmp_path, capsys):
+    "The same number of words in another order: read_pretrained cannot tell, the classifier's data can (the id named)"
+    enc = tmp_path / 'enc'
+    shutil.copytree(finetuned[0], enc)
+    vocab = json.loads((enc / 'vocab.json').read_text())
+    (enc / 'vocab.json').write_text(json.dumps(vocab[:2] + vocab[2:][::-1]))
+    err = one_error(capsys, ['classify', '--encoder', enc, '--n-train', '16', '--n-valid', '16', '--out', tmp_path / 'm',
+                             '--device', 'cpu'], f'--encoder {enc}: ')
+    assert 'differ first at id 2' in err
