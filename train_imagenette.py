@@ -23,11 +23,10 @@ from pathlib import Path
 
 import PIL.Image
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from coursekit.checkpoint import CheckpointError, cpu_state_dict, save_torch
-from coursekit.cli import UsageError, check_numbers, check_output, pick_device, run_main
+from coursekit.cli import UsageError, check_numbers, check_output, first_line, join_group, pick_device, run_main
 from coursekit.datasets import URLs, DatasetError, untar_data
 from exp.nb_05 import one_cycle
 from exp.nb_06 import default_device
@@ -154,14 +153,14 @@ def check_images(root, files):
         except PIL.UnidentifiedImageError:
             raise UsageError(f'--data {root}: {fn} is not an image (PIL cannot identify it): remove or replace it') from None
         except PIL_ERRORS as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            first = first_line(e)
             raise UsageError(f'--data {root}: {fn} cannot be read as an image ({first}): remove or replace it') from None
 
 def get_split(args, world):
     "The labelled train/validation split, and its images checked: all before any process group or epoch"
     try: path = args.data if args.data is not None else untar_data(URLs.IMAGENETTE_160)
     except DatasetError as e:                          # offline with no mirror, a damaged archive, ...
-        first = (str(e).strip().splitlines() or ['?'])[0]
+        first = first_line(e)
         raise UsageError(f'no --data given, and Imagenette could not be fetched: {first} (or pass --data DIR)') from None
     try: ll = imagenette_split(path, args.size, args.n_classes, n_train=args.n_train, n_valid=args.n_valid,
                               seed=args.seed, augment=not args.no_augment)
@@ -223,7 +222,7 @@ def train(args, rank, world, local_rank):
         cbs.append(AutocastMixedPrecision(torch.float16 if args.precision == 'fp16' else torch.bfloat16))
     if world > 1: cbs += [DDPCallback([dev.index] if dev.type == 'cuda' else None), DistStatsCallback()]
     if rank == 0: cbs.append(ProgressCallback(console=True))
-    if world > 1: dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo')   # all checks passed on every rank
+    join_group(dev, world)                        # all checks passed on every rank
     if rank == 0:
         print(f'{args.arch} on {dev}, {world} process(es), {len(ll.train)} training / {len(ll.valid)} validation images '
               f'at {args.size} px, batch {args.bs} ({args.bs // world} per process), epochs {start_epoch + 1}-{args.epochs}')

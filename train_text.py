@@ -21,33 +21,28 @@ settings, so a notebook picks up what this script trained and the other way roun
 command line: its arguments and their checks (all made before any training), the data, the learners, the fits.
 """
 import argparse, sys, time
-from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from coursekit.checkpoint import CheckpointError, check_state_dict, read_torch, settings_digest
-from coursekit.cli import UsageError, check_folder, check_numbers, pick_device, run_main
+from coursekit.checkpoint import CheckpointError, check_state_dict, load_state, read_torch, settings_digest
+from coursekit.cli import UsageError, check_folder, check_numbers, first_line, join_group, pick_device, run_main
 from coursekit.datasets import DatasetError, data_dir, file_sha256
 from coursekit.files import FileFormatError
-from exp.nb_12d import (PAD, WIKI_CORPORA, AvgStatsTableCallback, Callback, DataBlockError, DataBunch,
-                        DDPCallback, DeviceCallback, DistStatsCallback, EpochSeedCallback, GradientClipping, Learner,
-                        PerplexityTableCallback, ProgressCallback, RankZeroLogging, RNNTrainer, SplitData, TextList,
-                        TokenizeProcessor, NumericalizeProcessor, accuracy, accuracy_flat, adam_opt, cached_label_by_func,
-                        clas_param_splitter, cross_entropy_flat, default_device, disc_lrs, fit_stage, freeze_to,
-                        get_files, get_language_model, get_text_classifier, imdb_clas_split, imdb_lm_data, lm_label,
+from exp.nb_12d import (CLAS_DROPOUTS, LM_DROPOUTS, PAD, WIKI_CORPORA, AvgStatsTableCallback, Callback, DataBlockError,
+                        DataBunch, DDPCallback, DeviceCallback, DistStatsCallback, GradientClipping, Learner,
+                        PerplexityTableCallback, ProgressCallback, RankZeroLogging, RNNTrainer, accuracy, accuracy_flat,
+                        adam_opt, clas_param_splitter, cross_entropy_flat, default_device, disc_lrs, fit_stage, freeze_to,
+                        get_files, get_language_model, get_text_classifier, imdb_clas_split, imdb_lm_data, lm_data,
                         lm_param_splitter, lm_splitter, load_encoder, match_embeds, one_cycle, perplexity, rank_clas_dls,
-                        rank_lm_dls, read_file, read_pretrained, reverse_docs, save_encoder, save_pretrained, take_tokens,
-                        text_clas_databunch, wiki_articles, wiki_path)
+                        rank_lm_dls, read_file, read_pretrained, reverse_docs, save_encoder, save_pretrained,
+                        scaled_dropouts, text_clas_databunch, wiki_articles, wiki_path)
 
 PROG = 'train_text.py'
 MOMS = (0.8, 0.7, 0.8)                    # 1cycle's momentum at the start, the peak lr and the end (12b, 12c)
-LM_DROPS, CLAS_DROPS = (0.1, 0.15, 0.25, 0.02, 0.2), (0.4, 0.3, 0.4, 0.05, 0.5)   # scaled by --drop-mult
-DROP_NAMES = ('output_p', 'hidden_p', 'input_p', 'embed_p', 'weight_p')
 
 
 def get_parser():
@@ -59,7 +54,8 @@ def get_parser():
     c('--out', type=Path, default=None, help='folder of the models and stage checkpoints (default: data/models)')
     c('--name', default=None, help="prefix of the files written (default: the lessons' names)")
     c('--no-resume', action='store_true', help='train every epoch again, ignoring the stage checkpoints of an earlier run')
-    c('--clip', type=float, default=0.1, help='gradient clipping: the largest global L2 norm (default %(default)s)')
+    c('--clip', type=float, default=None, help='gradient clipping: the largest global L2 norm (default 0.1; classify: '
+      'the fine-tuning\'s)')
     c('--seed', type=int, default=0, help='seed of the weights, the shuffling and the dropouts (default %(default)s)')
     c('--device', default=None, help='cpu, cuda or mps (default: CUDA, else MPS, else CPU)')
     c('--threads', type=int, default=0, help='torch threads of each process (0: PyTorch\'s default)')
@@ -125,7 +121,7 @@ def get_parser():
 POS, NONNEG, UNIT = ('at least 1', lambda v: v >= 1), ('at least 0', lambda v: v >= 0), ('in [0, 1]', lambda v: 0 <= v <= 1)
 NUMBERS = [('n_train_tokens', *POS), ('n_valid_tokens', *POS), ('max_vocab', 'at least 2 (xxunk, xxpad)', lambda v: v >= 2),
            ('min_freq', *POS), ('bs', *POS), ('bptt', *POS), ('emb_sz', *POS), ('n_hid', *POS), ('n_layers', *POS),
-           ('drop_mult', *NONNEG), ('epochs', *NONNEG), ('lr', 'a positive number', lambda v: v > 0),
+           ('drop_mult', *NONNEG), ('epochs', *POS), ('lr', 'a positive number', lambda v: v > 0),
            ('lr_head', 'a positive number', lambda v: v > 0), ('lrs', 'positive numbers', lambda v: v > 0),
            ('pct_start', *UNIT), ('alpha', *NONNEG), ('beta', *NONNEG), ('clip', 'a positive number', lambda v: v > 0),
            ('threads', *NONNEG), ('max_workers', *POS), ('max_len', *POS), ('max_tokens', *POS), ('n_train', *POS),
@@ -137,18 +133,12 @@ def check_args(args, world):
     check_numbers(args, [r for r in NUMBERS if hasattr(args, r[0])])
     if args.bs < world: raise UsageError(f'--bs {args.bs} is smaller than the number of processes ({world})')
     if args.bs % world: raise UsageError(f'--bs {args.bs} must be a multiple of the number of processes ({world})')
-    top = max(CLAS_DROPS if args.stage == 'classify' else LM_DROPS)
+    top = max((CLAS_DROPOUTS if args.stage == 'classify' else LM_DROPOUTS).values())
     if top * args.drop_mult >= 1:
         raise UsageError(f'--drop-mult {args.drop_mult}: the largest dropout would be {top * args.drop_mult:g}; keep it '
                          f'below {1 / top:g}')
     check_folder('--out', args.out)
 
-
-def first_line(e): return (str(e).strip().splitlines() or [type(e).__name__])[0]
-
-def drops(base, mult):
-    "The five AWD-LSTM dropouts `base` scaled by `mult`, by name, rounded as the lessons round them"
-    return dict(zip(DROP_NAMES, (np.array(base) * mult).round(6).tolist()))
 
 def read_model_folder(flag, path, part):
     "(state dict, vocab, config) of a `save_pretrained` folder holding `part` ('model' or 'encoder'); a `UsageError` if not"
@@ -171,10 +161,15 @@ def check_stage_files(model, paths, resume):
         except CheckpointError as e: raise UsageError(f'{first_line(e)}; delete it, or pass --no-resume') from None
 
 
-def join_group(args, world, dev):
-    "Every check that needs no data has passed on every rank: join the process group (NCCL on CUDA, gloo elsewhere)"
-    if world > 1:
-        dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo', timeout=timedelta(minutes=args.dist_timeout))
+def start_group(args, world, dev, paths):
+    "Every check that needs no data has passed on every rank: join the process group; all see the same stage files?"
+    join_group(dev, world, args.dist_timeout)
+    if world == 1: return
+    views = [None] * world
+    dist.all_gather_object(views, [Path(p).is_file() for p in paths])
+    if any(v != views[0] for v in views):       # resuming needs them on every rank, or the ranks' epochs would differ
+        raise UsageError(f'--out {args.out}: the processes do not see the same stage checkpoints there; put --out (and '
+                         f'the data folder, EXP_DATA) on a filesystem that every machine shares')
 
 def rank0_first(fn, rank, world):
     "`fn()` on rank 0, then on the others (which find the caches it wrote); a `UsageError` of rank 0 stops every rank"
@@ -185,7 +180,9 @@ def rank0_first(fn, rank, world):
         except UsageError as e: msg = [str(e)]
     dist.broadcast_object_list(msg, src=0)
     if msg[0] is not None: raise UsageError(msg[0])
-    return res if rank == 0 else fn()
+    if rank == 0: return res
+    try: return fn()
+    except UsageError as e: raise UsageError(f'rank {rank}: {e}', this_rank=True) from None   # rank 0 could not say it
 
 
 class TrainTime(Callback):
@@ -195,8 +192,8 @@ class TrainTime(Callback):
     def after_train(self): self.seconds.append(time.perf_counter() - self.t0)
 
 def run_cbs(args, rank, world, dev, stats):
-    "The callbacks of every fit: epoch seeds (the sampler's epoch), rank-0 logging, DDP and summed statistics"
-    cbs = [EpochSeedCallback(args.seed, rank), RankZeroLogging()]
+    "The callbacks of every fit: rank-0 logging, DDP and summed statistics"
+    cbs = [RankZeroLogging()]                       # fit_stage adds lesson 12b's EpochSeed (per-rank dropout seeds)
     if world > 1: cbs += [DDPCallback([dev.index] if dev.type == 'cuda' else None), DistStatsCallback(stats)]
     if rank == 0 and sys.stdout.isatty(): cbs.append(ProgressCallback(console=True))
     return cbs
@@ -210,10 +207,12 @@ def lm_learner(model, data, args, dev, splitter=None):
 
 def lm_databunch(docs, vocab, args, rank, world):
     "This rank's language-model loaders (lesson 12d)"
-    try: dls = rank_lm_dls(docs[0], docs[1], args.bs // world, args.bptt, rank, world, seed=args.seed)
-    except DataBlockError as e:
-        raise UsageError(f'{first_line(e)}: pass a smaller --bs or --bptt, or more tokens (--n-train-tokens, '
-                         f'--n-valid-tokens)') from None
+    for split, d, rows in (('training', docs[0], args.bs), ('validation', docs[1], 2 * args.bs)):
+        n = sum(map(len, d))
+        if n // rows <= args.bptt:                      # each row needs a window of bptt tokens and its next token
+            raise UsageError(f'{n:,} {split} tokens make no batch of {rows} rows x {args.bptt} tokens: pass a smaller --bs '
+                             f'or --bptt, or more tokens (--n-train-tokens, --n-valid-tokens)')
+    dls = rank_lm_dls(docs[0], docs[1], args.bs // world, args.bptt, rank, world, seed=args.seed)
     return DataBunch(*dls, c_in=len(vocab), c_out=len(vocab))
 
 def report(rank, what, hist, tokens_per_epoch=None, timer=None):
@@ -229,8 +228,6 @@ def report(rank, what, hist, tokens_per_epoch=None, timer=None):
 
 # ---- pretrain (lesson 12b) ----
 
-def n_words(text): return text.count(' ') + 1
-
 def corpus_texts(corpus):
     "(training texts, validation texts, name) of --corpus: WikiText by name, or a folder (see --help)"
     flag, path = f'--corpus {corpus}', Path(corpus)
@@ -239,10 +236,10 @@ def corpus_texts(corpus):
             try: path = wiki_path(corpus)
             except DatasetError as e: raise UsageError(f'{flag}: could not be fetched: {first_line(e)}') from None
         elif not path.is_dir(): raise UsageError(f'{flag}: no such folder (nor one of {", ".join(WIKI_CORPORA)})')
+        name = corpus if corpus in WIKI_CORPORA else path.resolve().name
         if (path/'wiki.train.tokens').is_file():                        # WikiText's layout
             if not (path/'wiki.valid.tokens').is_file():
                 raise UsageError(f'{flag}: has wiki.train.tokens but no wiki.valid.tokens')
-            name = corpus if corpus in WIKI_CORPORA else path.name
             return [wiki_articles(path/f'wiki.{s}.tokens') for s in ('train', 'valid')] + [name]
         if (path/'train').is_dir() and (path/'valid').is_dir():
             parts = [get_files(path/s, '.txt', recurse=True) for s in ('train', 'valid')]
@@ -256,18 +253,11 @@ def corpus_texts(corpus):
     for t, what in zip(texts, ('training', 'validation')):
         if not t: raise UsageError(f'{flag}: no {what} text (empty files, or none drawn for {what}): add .txt files, or put '
                                    f'them in train/ and valid/ folders')
-    return texts + [path.name]
+    return texts + [name]
 
-def pretrain_data(args, rank, train, valid):
-    "Lesson 12b's data: whole documents up to the token budgets, tokenized and numericalized (cached, as the lesson's)"
-    sd = SplitData(TextList(take_tokens(train, args.n_train_tokens, seed=0, size=n_words)),
-                   TextList(take_tokens(valid, args.n_valid_tokens, seed=1, size=n_words)))
-    ll = cached_label_by_func(sd, lm_label, cache_dir=data_dir()/'cache'/'12b_lm', verbose=rank == 0,
-                              proc_x=[TokenizeProcessor(chunksize=50, max_workers=args.max_workers,
-                                                        progress=rank == 0 and sys.stdout.isatty()),
-                                      NumericalizeProcessor(max_vocab=args.max_vocab, min_freq=args.min_freq)])
-    docs = [list(ll.train.x.items), list(ll.valid.x.items)]
-    return ([reverse_docs(d) for d in docs] if args.backwards else docs), ll.train.proc_x[-1].vocab
+def with_seed(settings, seed):
+    "The lessons' settings dict, and the seed when it is not theirs (0): a run of another seed is another run"
+    return dict(settings, seed=seed) if seed else settings
 
 def pretrain(args, rank, world, dev):
     "Lesson 12b on this rank: the language model, saved with `save_pretrained` to <out>/<name>"
@@ -276,27 +266,32 @@ def pretrain(args, rank, world, dev):
                     bs=args.bs, bptt=args.bptt, emb_sz=args.emb_sz, n_hid=args.n_hid, n_layers=args.n_layers,  # settings,
                     drop_mult=args.drop_mult, epochs=args.epochs, lr=args.lr, pct_start=args.pct_start,  # the same
                     moms=MOMS, clip=args.clip, alpha=args.alpha, beta=args.beta)                # checkpoint
-    train, valid, corpus_name = corpus_texts(args.corpus)           # read on every rank: a bad file stops them all
-    join_group(args, world, dev)
-    docs, vocab = rank0_first(lambda: pretrain_data(args, rank, train, valid), rank, world)
+    texts = corpus_texts(args.corpus)                                # read on every rank: a bad file stops them all
+    corpus_name = texts.pop()
     name = args.name or f"{corpus_name}-{'bwd' if args.backwards else 'fwd'}"
-    ckpt = args.out/f'{name}-{settings_digest(settings)}.ckpt.pth'
+    ckpt = args.out/f'{name}-{settings_digest(with_seed(settings, args.seed))}.ckpt.pth'
+    start_group(args, world, dev, [ckpt])
+    prep = lambda: lm_data(texts[0], texts[1], args.n_train_tokens, args.n_valid_tokens, args.max_vocab, args.min_freq,
+                           args.max_workers, verbose=rank == 0)     # lesson 12b's data steps, its cache
+    train, valid, vocab = rank0_first(prep, rank, world)
+    texts.clear()                                                    # the raw corpus: not needed any more
+    docs = [reverse_docs(train), reverse_docs(valid)] if args.backwards else [train, valid]
     data = lm_databunch(docs, vocab, args, rank, world)
     config = dict(vocab_sz=len(vocab), emb_sz=args.emb_sz, n_hid=args.n_hid, n_layers=args.n_layers,
-                  pad_token=vocab.index(PAD), **drops(LM_DROPS, args.drop_mult))
+                  pad_token=vocab.index(PAD), **scaled_dropouts(args.drop_mult))
     torch.manual_seed(args.seed)
     model = get_language_model(**config)
     check_stage_files(model, [ckpt], not args.no_resume)
     learn, timer = lm_learner(model, data, args, dev), TrainTime()
     if rank == 0:
-        print(f'pretrain {name} on {dev}, {world} process(es): {sum(map(len, docs[0])):,} training / {sum(map(len, docs[1])):,} '
-              f'validation tokens, vocabulary {len(vocab):,}, batch {args.bs}x{args.bptt} ({args.bs // world} rows a process), '
-              f'{args.epochs} epochs; checkpoint {ckpt}', flush=True)
+        print(f'pretrain {name} on {dev}, {world} process(es): {sum(map(len, docs[0])):,} training / '
+              f'{sum(map(len, docs[1])):,} validation tokens, vocabulary {len(vocab):,}, batch {args.bs}x{args.bptt} '
+              f'({args.bs // world} rows a process), {args.epochs} epochs; checkpoint {ckpt}', flush=True)
     cbs = one_cycle(args.lr, args.pct_start, moms=MOMS) + run_cbs(args, rank, world, dev, 'perplexity_table') + [timer]
     hist = fit_stage(learn, ckpt, args.epochs, cbs, not args.no_resume, stats='perplexity_table', seed=args.seed)
     if rank == 0:
-        dest = save_pretrained(args.out/name, model, vocab, config, corpus=corpus_name, backwards=args.backwards,
-                               epochs_done=len(hist), history=hist)
+        dest = save_pretrained(args.out/name, model, vocab, config, corpus=corpus_name,
+                               backwards=args.backwards, epochs_done=len(hist), history=hist)
         print(f'saved {dest}')
     report(rank, 'pretrain', hist, len(data.train_dl) * args.bs * args.bptt, timer)
 
@@ -315,28 +310,31 @@ def direction(config): return 'bwd' if config.get('backwards') else 'fwd'
 def finetune(args, rank, world, dev):
     "Lesson 12c's two language-model stages on IMDB; the encoder saved with `save_encoder` to <out>/<name>-<dir>-enc"
     sd0, v0, c0 = read_model_folder('--pretrained', args.pretrained, 'model')
-    d, stem = direction(c0), args.pretrained.name
+    d, stem = direction(c0), args.pretrained.resolve().name
     settings = dict(sample=args.sample, pretrained=stem[:-4] if stem.endswith(('-fwd', '-bwd')) else stem,   # 12c's
                     pretrain_tiny=False, max_vocab=args.max_vocab, lm_train_tokens=args.n_train_tokens,     # lm_settings
                     lm_valid_tokens=args.n_valid_tokens, lm_bs=args.bs, bptt=args.bptt, lm_drop_mult=args.drop_mult,
                     lm_lr_head=args.lr_head, lm_lr=args.lr, lm_epochs=tuple(args.epochs), moms=MOMS, clip=args.clip,
                     alpha=args.alpha, beta=args.beta, weights=file_sha256(args.pretrained/'weights.pth')[:16])
+    settings = with_seed(settings, args.seed)
     name = f"{args.name or '12c-' + ('imdb_sample' if args.sample else 'imdb')}-lm{settings_digest(settings)}"
-    join_group(args, world, dev)
+    paths = [args.out/f'{name}-{d}-lm{i}.ckpt.pth' for i in (1, 2)]
+    start_group(args, world, dev, paths)
     prep = lambda: imdb_data(lambda: imdb_lm_data(args.sample, args.max_vocab, args.n_train_tokens, args.n_valid_tokens,
                                                   args.max_workers, rank == 0), args.sample)
     train, valid, vocab, _ = rank0_first(prep, rank, world)
     docs = [reverse_docs(train), reverse_docs(valid)] if d == 'bwd' else [train, valid]
-    config = dict(c0['model'], vocab_sz=len(vocab), **drops(LM_DROPS, args.drop_mult))
+    config = dict(c0['model'], vocab_sz=len(vocab), **scaled_dropouts(args.drop_mult))
     model = get_language_model(**config)
-    model.load_state_dict(match_embeds(sd0, v0, vocab))              # shared words keep their rows (lesson 12c)
-    paths = [args.out/f'{name}-{d}-lm{i}.ckpt.pth' for i in (1, 2)]
+    try: load_state(model, match_embeds(sd0, v0, vocab), where=str(args.pretrained/'weights.pth'))   # lesson 12c
+    except CheckpointError as e: raise UsageError(f'--pretrained {args.pretrained}: {first_line(e)}') from None
     check_stage_files(model, paths, not args.no_resume)
     data = lm_databunch(docs, vocab, args, rank, world)
     learn, timer = lm_learner(model, data, args, dev, splitter=lm_param_splitter), TrainTime()
     if rank == 0:
         print(f'finetune {args.pretrained} ({d}) on {dev}, {world} process(es): {sum(map(len, docs[0])):,} / '
-              f'{sum(map(len, docs[1])):,} IMDB tokens, vocabulary {len(vocab):,}; stages {paths[0].name}, {paths[1].name}', flush=True)
+              f'{sum(map(len, docs[1])):,} IMDB tokens, vocabulary {len(vocab):,}; stages {paths[0].name}, '
+              f'{paths[1].name}', flush=True)
     cbs = run_cbs(args, rank, world, dev, 'perplexity_table') + [timer]
     groups = lm_param_splitter(learn.model)
     freeze_to(groups, 1)                                              # stage 1: the embedding and (tied) decoder
@@ -358,15 +356,16 @@ STAGES = [('head', 1), ('last', 2), ('all', None)]          # groups trained: th
 def classify(args, rank, world, dev):
     "Lesson 12c's classifier: gradual unfreezing in three stages; saved with `save_pretrained` to <out>/<name>-<dir>-clas"
     _, enc_vocab, c_enc = read_model_folder('--encoder', args.encoder, 'encoder')
-    d, lm_settings = direction(c_enc), c_enc.get('settings')          # finetune records its settings; 12c does not
+    d, lm = direction(c_enc), c_enc.get('settings') or {}             # the fine-tuning's settings, as 12c records them
     sample = args.sample or bool(c_enc.get('sample', False))
-    bptt = args.bptt or (lm_settings or {}).get('bptt', 70)
-    settings = dict(lm_settings or dict(encoder=file_sha256(args.encoder/'weights.pth')[:16]), bptt=bptt,   # 12c's
+    bptt, clip = args.bptt or lm.get('bptt', 70), args.clip or lm.get('clip', 0.1)
+    settings = dict(lm or dict(encoder=file_sha256(args.encoder/'weights.pth')[:16]), bptt=bptt, clip=clip,  # 12c's
                     clas_bs=args.bs, max_len=args.max_len, max_tokens=args.max_tokens, n_train=args.n_train,  # clas_settings
                     n_valid=args.n_valid, clas_drop_mult=args.drop_mult, clas_lrs=tuple(args.lrs),
                     clas_epochs=tuple(args.epochs))
-    name = f"{args.name or '12c-' + ('imdb_sample' if sample else 'imdb')}-clas{settings_digest(settings)}"
-    join_group(args, world, dev)
+    name = f"{args.name or '12c-' + ('imdb_sample' if sample else 'imdb')}-clas{settings_digest(with_seed(settings, args.seed))}"
+    paths = {s: args.out/f'{name}-{d}-clas-{s}.ckpt.pth' for s, _ in STAGES}
+    start_group(args, world, dev, list(paths.values()))
     def prep():
         full_vocab = imdb_data(lambda: imdb_lm_data(sample, max_workers=args.max_workers, verbose=rank == 0), sample)[3]
         return imdb_data(lambda: imdb_clas_split(sample, full_vocab, args.max_workers, rank == 0), sample)[1]
@@ -374,16 +373,16 @@ def classify(args, rank, world, dev):
     data = text_clas_databunch(ll, args.bs // world, len(enc_vocab), d == 'bwd', args.max_tokens, args.n_train, args.n_valid,
                                dls=partial(rank_clas_dls, rank=rank, world=world, seed=args.seed))
     config = dict({k: c_enc['model'][k] for k in ('vocab_sz', 'emb_sz', 'n_hid', 'n_layers', 'pad_token')},
-                  n_out=len(data.classes), bptt=bptt, max_len=args.max_len, **drops(CLAS_DROPS, args.drop_mult))
+                  n_out=len(data.classes), bptt=bptt, max_len=args.max_len, **scaled_dropouts(args.drop_mult, CLAS_DROPOUTS))
+    torch.manual_seed(args.seed)
     model = get_text_classifier(**config)
     try: load_encoder(model, args.encoder, data.vocab)
     except ValueError as e:
-        hint = '' if sample else ' (fine-tuned on the IMDB sample? pass --sample)'
+        hint = '' if sample or 'sample' in c_enc else ' (fine-tuned on the IMDB sample? pass --sample)'
         raise UsageError(f'--encoder {args.encoder}: {first_line(e)}{hint}') from None
-    paths = {s: args.out/f'{name}-{d}-clas-{s}.ckpt.pth' for s, _ in STAGES}
     check_stage_files(model, paths.values(), not args.no_resume)
     learn = Learner(model, data, F.cross_entropy, opt_func=adam_opt(), lr=args.lrs[0], splitter=clas_param_splitter,
-                    cbs=[AvgStatsTableCallback(accuracy), DeviceCallback(dev), GradientClipping(args.clip)])
+                    cbs=[AvgStatsTableCallback(accuracy), DeviceCallback(dev), GradientClipping(clip)])
     if rank == 0:
         print(f'classify with {args.encoder} ({d}) on {dev}, {world} process(es): {len(data.train_ds):,} training / '
               f'{len(data.valid_ds):,} validation reviews, batch {args.bs} ({args.bs // world} a process)', flush=True)
@@ -402,6 +401,7 @@ def classify(args, rank, world, dev):
 def train(args, rank, world, local_rank):
     "Check the arguments, pick the device, run the stage (which joins the process group once its own checks pass)"
     if args.out is None: args.out = data_dir()/'models'
+    if args.clip is None and args.stage != 'classify': args.clip = 0.1
     check_args(args, world)
     if args.threads: torch.set_num_threads(args.threads)
     dev = pick_device(args.device, local_rank, world, default_device)

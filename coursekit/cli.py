@@ -6,11 +6,14 @@
 - `check_numbers(args, rules)`: each numeric argument against its rule, naming the flag.
 - `check_output(flag, path, example)`: a file a run will write can be written, before the run starts.
 - `pick_device(name, local_rank, world, default)`: the device of this process (CUDA's is the local rank's).
-- `dist_env()`: (rank, world, local rank) as torchrun sets them, (0, 1, 0) without it.
+- `dist_env()`: (rank, world, local rank) as torchrun sets them, (0, 1, 0) without it; `join_group(dev, world,
+  minutes)`: the process group (NCCL on CUDA, gloo elsewhere), once every check has passed.
+- `first_line(error)`: an error's first line, for a message of one line.
 - `run_main(fn, prog)`: runs `fn(rank, world, local_rank)`, turns a `UsageError` into exit status 2 and always
   leaves the process group.
 """
 import math, os, sys
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -50,6 +53,13 @@ def check_folder(flag, folder, shown=None):
 def dist_env():
     "(rank, world size, local rank) from the environment torchrun sets; (0, 1, 0) in a plain process"
     return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
+
+
+def join_group(dev, world, minutes=30):
+    "Join the process group of `world` processes (NCCL for CUDA devices, gloo otherwise); a collective waits `minutes` at most"
+    if world > 1: dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo', timeout=timedelta(minutes=minutes))
+
+def first_line(e): return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def pick_device(name, local_rank, world, default):

@@ -343,7 +343,8 @@ class RNNTrainer(Callback):
     def __init__(self, α=0., β=0.): self.α, self.β = α, β
 
     def _reset(self):
-        if hasattr(self.run.model, 'reset'): self.run.model.reset()
+        m = getattr(self.run.model, 'module', self.run.model)      # under DDP (lesson 12d), the wrapped model
+        if hasattr(m, 'reset'): m.reset()
     def begin_train(self):
         dl = self.run.data.train_dl
         if hasattr(dl.dataset, 'batchify') and not isinstance(dl.sampler, LMEpochSampler): dl.dataset.batchify()

@@ -3,9 +3,10 @@
 
 from exp.nb_12a import __all__ as _base_all
 __all__ = [n for n in _base_all if n not in {'load_lm', 'save_lm'}] + ['WIKI_CORPORA', 'wiki_path',
-    'is_wiki_title', 'wiki_articles', 'reverse_docs', 'check_state_dict', 'read_state_dict',
-    'settings_digest', 'TrainingCheckpoint', 'load_training_checkpoint', 'EpochSeed', 'next_words',
-    'save_pretrained', 'read_pretrained', 'load_pretrained']
+    'is_wiki_title', 'wiki_articles', 'lm_data', 'reverse_docs', 'LM_DROPOUTS', 'scaled_dropouts',
+    'check_state_dict', 'read_state_dict', 'settings_digest', 'process_rank', 'TrainingCheckpoint',
+    'load_training_checkpoint', 'EpochSeed', 'next_words', 'save_pretrained', 'read_pretrained',
+    'load_pretrained']
 
 
 from exp.nb_12a import *
@@ -43,14 +44,37 @@ def wiki_articles(fn):
     return ['\n'.join(l.strip() for l in lines[s:e] if l.strip()) for s, e in zip(starts, ends)]
 
 
+def lm_data(train_texts, valid_texts, n_train_tokens=None, n_valid_tokens=None, max_vocab=60_000, min_freq=2,
+            max_workers=None, verbose=True):
+    "(training docs, validation docs, vocab): whole texts up to the token budgets (seeded), tokenized, numericalized, cached"
+    n_words = lambda a: a.count(' ') + 1                 # WikiText's own tokens are separated by spaces
+    sd = SplitData(TextList(take_tokens(train_texts, n_train_tokens, seed=0, size=n_words)),
+                   TextList(take_tokens(valid_texts, n_valid_tokens, seed=1, size=n_words)))
+    ll = cached_label_by_func(sd, lm_label, cache_dir=data_dir()/'cache'/'12b_lm', verbose=verbose,
+                              proc_x=[TokenizeProcessor(chunksize=50, max_workers=max_workers, progress=verbose),
+                                      NumericalizeProcessor(max_vocab=max_vocab, min_freq=min_freq)])
+    return list(ll.train.x.items), list(ll.valid.x.items), ll.train.proc_x[-1].vocab
+
+
 def reverse_docs(docs):
     "Every document of `docs` (arrays of ids) from its last token to its first, each a new array"
     return [np.asarray(d)[::-1].copy() for d in docs]     # a copy: NumPy leaves a 1-token view's stride negative
 
 
+LM_DROPOUTS = dict(output_p=0.1, hidden_p=0.15, input_p=0.25, embed_p=0.02, weight_p=0.2)   # pretraining's, x drop_mult
+
+def scaled_dropouts(mult, base=LM_DROPOUTS):
+    "The five AWD-LSTM dropouts of `base` (by name) times `mult`, rounded to 6 places"
+    return {k: round(v * mult, 6) for k, v in base.items()}
+
+
 from coursekit.checkpoint import (check_state_dict, cpu_state_dict, load_state, read_state_dict, read_torch, save_torch,
                                   settings_digest)
 import torch.distributed as dist
+
+def process_rank():
+    "This process's rank in a process group (lesson 11b), 0 outside any"
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 class TrainingCheckpoint(Callback):
     "After every epoch: weights, optimizer state, next epoch and history to `path` (atomic); stop after epoch `stop_after`"
@@ -62,7 +86,7 @@ class TrainingCheckpoint(Callback):
         st = getattr(self.run, self.stats)
         self.history.append(dict(epoch=self.epoch, train=st.train_stats.avg_stats, valid=st.valid_stats.avg_stats,
                                  seconds=time.time() - self.t0))
-        if not dist.is_initialized() or dist.get_rank() == 0:      # many processes (lesson 11b): rank 0 writes
+        if process_rank() == 0:                                   # many processes (lesson 11b): rank 0 writes
             save_torch(dict(model=cpu_state_dict(self.run.model), opt=self.opt.state_dict(), epoch=self.epoch + 1,
                             history=self.history), self.path)
         if self.stop_after is not None and self.epoch + 1 >= self.stop_after: raise CancelFitException()
@@ -79,14 +103,16 @@ def load_training_checkpoint(learn, path):
 
 
 class EpochSeed(Callback):
-    "Before every epoch, seed torch and the training loader's generator from (`seed`, epoch): a resumed run repeats its epochs"
+    "Before every epoch: the training loader's generator (and sampler) from (`seed`, epoch), torch from (`seed`, epoch, rank)"
     _order = -10
     def __init__(self, seed=0): self.seed = seed
     def begin_epoch(self):
         s = 1_000_003 * self.seed + self.epoch
-        torch.manual_seed(s)
-        gen = getattr(self.run.data.train_dl.dataset, 'gen', None)
-        if gen is not None: gen.manual_seed(s)
+        torch.manual_seed(s + 1_009 * process_rank())    # dropout: each process its own masks (one process: rank 0)
+        dl = self.run.data.train_dl
+        gen = getattr(dl.dataset, 'gen', None)
+        if gen is not None: gen.manual_seed(s)           # the document order: the same in every process
+        if hasattr(dl.sampler, 'set_epoch'): dl.sampler.set_epoch(self.epoch)
 
 
 def next_words(model, vocab, tokens, k=10, backwards=False):

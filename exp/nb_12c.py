@@ -6,7 +6,7 @@ __all__ = _base_all + ['imdb_lm_data', 'match_embeds', 'unique_params', 'lm_para
     'freeze_to', 'disc_lrs', 'fit_stage', 'save_encoder', 'load_encoder', 'text_clas_databunch',
     'imdb_clas_split', 'PackedAWD_LSTM', 'pad_lengths', 'SentenceEncoder', 'masked_concat_pool',
     'bn_drop_lin', 'PoolingLinearClassifier', 'get_text_classifier', 'clas_param_splitter',
-    'in_dataset_order', 'predict']
+    'CLAS_DROPOUTS', 'in_dataset_order', 'predict']
 
 
 from exp.nb_12b import *
@@ -261,6 +261,9 @@ def clas_param_splitter(m):
     "Parameter groups of `get_text_classifier`'s model: the embedding, one per LSTM layer, the head"
     enc = m[0].encoder
     return [unique_params(enc.emb)] + [unique_params(r) for r in enc.rnns] + [unique_params(m[1])]
+
+
+CLAS_DROPOUTS = dict(output_p=0.4, hidden_p=0.3, input_p=0.4, embed_p=0.05, weight_p=0.5)   # the classifier's, x drop_mult
 
 
 def in_dataset_order(preds, dl):

@@ -62,11 +62,11 @@ def lm_fit_on_ranks(train_docs, valid_docs, vocab_sz, bs=8, bptt=20, epochs=2, d
 
 
 def shard_batches(order, bs, rank, world, pad):
-    "Rank `rank`'s items of `order` cut into global batches of `bs * world`: the `bs` at `rank * bs` of each. `pad`: repeat the first items to whole batches"
-    gbs = bs * world
-    if pad and order:
-        total = math.ceil(len(order) / gbs) * gbs
-        order = (order * math.ceil(total / len(order)))[:total]
+    "Rank `rank`'s items of `order` cut into global batches of `bs * world`: the `bs` at `rank * bs` of each. `pad` (and world > 1): the last batch filled with its own items"
+    gbs, short = bs * world, len(order) % (bs * world)
+    if pad and world > 1 and short:
+        tail = order[-short:]                                 # the last global batch: similar lengths
+        order = order + (tail * math.ceil(gbs / short))[:gbs - short]
     return [i for b in range(0, len(order), gbs) for i in order[b + rank * bs: b + (rank + 1) * bs]]
 
 

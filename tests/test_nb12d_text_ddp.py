@@ -9,15 +9,16 @@
 - `lm_fit_on_ranks`: 2 ranks with b rows each = 1 process with 2b rows to 1e-4 after 2 epochs of Adam with the
   dropouts off (measured: about 2e-7); with all dropouts on (weight dropout, tied weights) the ranks end bit-identical.
 """
+import collections
+
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
 import exp.nb_12d as lesson
-from exp.nb_12d import (LMDataset, NumericalizeProcessor, ShardedLMDataset, ShardedSortSampler, ShardedSortishSampler,
-                        SplitData, TextList, TokenizeProcessor, cached_label_by_func, data_dir, get_lm_dls, lm_label,
-                        rank_clas_dls, rank_lm_dls, shard_batches, take_tokens, wiki_articles, wiki_path, Dataset)
+from exp.nb_12d import (Dataset, LMDataset, ShardedLMDataset, ShardedSortSampler, ShardedSortishSampler, get_lm_dls,
+                        lm_data, rank_clas_dls, rank_lm_dls, shard_batches, wiki_articles, wiki_path)
 
 HYP = dict(deadline=None, database=None, max_examples=60)
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -78,10 +79,15 @@ def test_sharded_sortish_sampler(n, bs, world, seed, epoch, mb):
     plain = [ShardedSortishSampler(range(n), key, bs, r, world, mb, seed, pad=False) for r in range(world)]
     for s in padded + plain: s.set_epoch(epoch)
     lists, once = [list(s) for s in padded], [list(s) for s in plain]
-    if n:
+    if n and world > 1:
         assert len({len(l) for l in lists}) == 1 and len(lists[0]) % bs == 0   # the same whole batches on every rank
         assert sorted(set(i for l in lists for i in l)) == list(range(n))      # every item, at least once
         assert sum(map(len, lists)) - n < bs * world                           # repeats: under one global batch
+        short = n % (bs * world)                                               # ... taken from the last global batch
+        ks = [min(bs, max(0, short - r * bs)) for r in range(world)]           # each rank's share of it, unpadded
+        tail = {i for l, k in zip(once, ks) if k for i in l[len(l) - k:]}
+        extra = collections.Counter(i for l in lists for i in l) - collections.Counter(range(n))
+        assert set(extra) <= tail, (extra, tail)
     assert sorted(i for l in once for i in l) == list(range(n))                # unpadded: every item exactly once
     for s, l in zip(plain + padded, once + lists): assert len(s) == len(l)
     for l in once:          # a rank's batch is a slice of a length-sorted global batch (the first and last
@@ -101,7 +107,8 @@ def test_sharded_sort_sampler_every_item_once_longest_first(n, bs, world):
 
 def test_shard_batches_rule():
     assert shard_batches(list(range(10)), 2, 0, 2, pad=False) == [0, 1, 4, 5, 8, 9]
-    assert shard_batches(list(range(10)), 2, 1, 2, pad=True) == [2, 3, 6, 7, 0, 1]
+    assert shard_batches(list(range(10)), 2, 1, 2, pad=True) == [2, 3, 6, 7, 8, 9]       # the last batch's own items
+    assert shard_batches(list(range(10)), 2, 0, 1, pad=True) == list(range(10))        # one process: no padding
     assert shard_batches([], 2, 0, 2, pad=True) == []
     with pytest.raises(ValueError, match='rank 3'): ShardedSortishSampler(range(4), len, 2, 3, 2)
 
@@ -119,13 +126,9 @@ def test_rank_clas_dls_share_every_review():
 @pytest.fixture(scope='module')
 def wiki():
     "15,000 / 5,000 tokens of WikiText-2, a 1,500-word vocabulary (lesson 12d's quick mode: the same cache)"
-    path, n_words = wiki_path('wikitext-2'), lambda a: a.count(' ') + 1
-    arts = {s: take_tokens(wiki_articles(path / f'wiki.{s}.tokens'), n, seed=i, size=n_words)
-            for i, (s, n) in enumerate((('train', 15_000), ('valid', 5_000)))}
-    ll = cached_label_by_func(SplitData(TextList(arts['train']), TextList(arts['valid'])), lm_label, verbose=False,
-                              cache_dir=data_dir() / 'cache' / '12d_lm',
-                              proc_x=[TokenizeProcessor(chunksize=20, progress=False), NumericalizeProcessor(max_vocab=1_500, min_freq=2)])
-    return list(ll.train.x.items), list(ll.valid.x.items), len(ll.train.proc_x[-1].vocab)
+    arts = {s: wiki_articles(wiki_path('wikitext-2') / f'wiki.{s}.tokens') for s in ('train', 'valid')}
+    train, valid, vocab = lm_data(arts['train'], arts['valid'], 15_000, 5_000, 1_500, verbose=False)
+    return train, valid, len(vocab)
 
 
 def test_two_ranks_of_b_rows_equal_one_process_of_2b(wiki):

@@ -187,3 +187,17 @@ def test_encoder_of_another_vocabulary_exit_2(finetuned, tmp_path, capsys):
     err = one_error(capsys, ['classify', '--encoder', enc, '--n-train', '16', '--n-valid', '16', '--out', tmp_path / 'm',
                              '--device', 'cpu'], f'--encoder {enc}: ')
     assert 'differ first at id 2' in err
+
+
+def test_too_few_tokens_for_a_batch_exit_2(tmp_path, capsys):
+    "5,000 validation tokens in 2 x 64 rows leave no window of 70: said before training, not a NaN loss after it"
+    err = one_error(capsys, ['pretrain', '--n-train-tokens', '40000', '--n-valid-tokens', '5000', '--max-vocab', '1500',
+                             '--bs', '64', '--device', 'cpu', '--out', tmp_path], '')
+    assert 'validation tokens make no batch of 128 rows x 70 tokens' in err
+
+
+def test_seed_names_another_run(tmp_path):
+    "--seed 0 keeps the lessons' checkpoint name; another seed is another run, not a finished one to load"
+    for seed in ('0', '1'): assert main(pretrain_args(tmp_path, '--epochs', '1', '--n-train-tokens', '8000', '--bs', '8',
+                                                      '--seed', seed)) == 0
+    assert len(list(tmp_path.glob('wikitext-2-fwd-*.ckpt.pth'))) == 2
