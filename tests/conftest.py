@@ -23,6 +23,14 @@ if not os.environ.get('EXP_MIRROR') and _shared_mirror.is_dir():
 
 
 @pytest.fixture
+def no_rendezvous(monkeypatch):
+    """A training script's rank 0 of 2 with no address to meet at: `init_process_group` would fail, so an exit 2
+    seen under it came before the process group (train_imagenette.py's and train_text.py's bad-input tests)"""
+    for k in ('MASTER_ADDR', 'MASTER_PORT', 'TORCHELASTIC_RUN_ID'): monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv('WORLD_SIZE', '2'); monkeypatch.setenv('RANK', '0'); monkeypatch.setenv('LOCAL_RANK', '0')
+
+
+@pytest.fixture
 def one_thread():
     """Torch limited to one thread for the test (restored after). The oracle tests use tiny tensors: one
     thread is fastest, and on a busy machine spare threads only spin. Modules opt in with

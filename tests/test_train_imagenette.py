@@ -253,11 +253,6 @@ def one_error(rc, err, start):
     assert err.count('\n') == 1 and err.startswith(f'train_imagenette.py: error: {start}'), err
     return err
 
-@pytest.fixture
-def no_rendezvous(monkeypatch):
-    "Rank 0 of 2 with no address to meet at: `init_process_group` would fail, so an exit 2 here came before it"
-    for k in ('MASTER_ADDR', 'MASTER_PORT', 'TORCHELASTIC_RUN_ID'): monkeypatch.delenv(k, raising=False)
-    monkeypatch.setenv('WORLD_SIZE', '2'); monkeypatch.setenv('RANK', '0'); monkeypatch.setenv('LOCAL_RANK', '0')
 
 
 def test_data_of_text_files_exit_2(tmp_path, capsys, no_rendezvous):
