@@ -9,7 +9,7 @@ __all__ = _base_all + ['ShardedLMDataset', 'rank_lm_dls', 'lm_fit_on_ranks', 'sh
 from exp.nb_12c import *
 
 
-import math, tempfile
+import math
 from functools import partial
 from pathlib import Path
 import numpy as np
@@ -46,8 +46,8 @@ def rank_lm_dls(train_docs, valid_docs, bs, bptt, rank=0, world=1, seed=0, **kwa
             DataLoader(valid, batch_size=2 * bs, **kwargs))
 
 
-def lm_fit_on_ranks(train_docs, valid_docs, vocab_sz, bs=8, bptt=20, epochs=2, drop=0., lr=1e-2, seed=0):
-    "A small AWD-LSTM language model trained on this rank's rows (DDP when in a process group): (weights, history)"
+def lm_fit_on_ranks(train_docs, valid_docs, vocab_sz, bs=8, bptt=20, epochs=2, drop=0., lr=1e-2, seed=0, *, ckpt):
+    "A small AWD-LSTM language model trained on this rank's rows (DDP when in a process group), checkpoint `ckpt`: (weights, history)"
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     data = DataBunch(*rank_lm_dls(train_docs, valid_docs, bs, bptt, rank, world, seed), c_in=vocab_sz, c_out=vocab_sz)
     torch.manual_seed(seed)
@@ -55,7 +55,7 @@ def lm_fit_on_ranks(train_docs, valid_docs, vocab_sz, bs=8, bptt=20, epochs=2, d
     learn = Learner(model, data, cross_entropy_flat, opt_func=adam_opt(), lr=lr,
                     cbs=[PerplexityTableCallback(accuracy_flat), RNNTrainer(α=2., β=1.), GradientClipping(0.1)])
     learn.logger = lambda *args, **kwargs: None
-    saver = TrainingCheckpoint(Path(tempfile.mkdtemp())/'ck.pth')      # lesson 12b's; only rank 0 writes
+    saver = TrainingCheckpoint(ckpt)                                   # lesson 12b's; only rank 0 writes
     dist_cbs = [DDPCallback(), DistStatsCallback('perplexity_table'), RankZeroLogging()] if world > 1 else []
     learn.fit(epochs, cbs=one_cycle(lr) + [EpochSeed(seed), saver] + dist_cbs)
     return flat_params(model), [h['valid'] for h in saver.history]

@@ -131,20 +131,20 @@ def wiki():
     return train, valid, len(vocab)
 
 
-def test_two_ranks_of_b_rows_equal_one_process_of_2b(wiki):
-    train, valid, V = wiki
-    (w0, h0), (w1, h1) = lesson.run_ranks(lesson.lm_fit_on_ranks, train, valid, V, 4, 10, 2, world=2, timeout=120)
-    w_one, h_one = lesson.lm_fit_on_ranks(train, valid, V, 8, 10, 2)
+def test_two_ranks_of_b_rows_equal_one_process_of_2b(wiki, tmp_path):
+    train, valid, V, ck = *wiki, tmp_path / 'ck.pth'
+    (w0, h0), (w1, h1) = lesson.run_ranks(lesson.lm_fit_on_ranks, train, valid, V, 4, 10, 2, ckpt=ck, world=2, timeout=120)
+    w_one, h_one = lesson.lm_fit_on_ranks(train, valid, V, 8, 10, 2, ckpt=ck)
     assert torch.equal(w0, w1)
     assert (w0 - w_one).abs().max() < 1e-4                                   # float tolerance (Adam, 2 epochs)
-    assert not torch.equal(w_one, lesson.lm_fit_on_ranks(train, valid, V, 8, 10, 1)[0])  # ... and training moved them
+    assert not torch.equal(w_one, lesson.lm_fit_on_ranks(train, valid, V, 8, 10, 1, ckpt=ck)[0])  # ... and training moved them
     for (l2, a2), (l1, a1) in zip(h0, h_one): assert abs(l2 - l1) < 1e-4 and abs(a2 - a1) < 1e-4
 
 
-def test_dropouts_on_ranks_stay_bit_identical(wiki):
+def test_dropouts_on_ranks_stay_bit_identical(wiki, tmp_path):
     "Weight dropout (raw weights), embedding dropout and the tied decoder: each rank its masks, the same weights"
-    train, valid, V = wiki
-    (w0, _), (w1, _) = lesson.run_ranks(lesson.lm_fit_on_ranks, train, valid, V, 4, 10, 1, drop=0.3, world=2, timeout=120)
-    (n0, _), _ = lesson.run_ranks(lesson.lm_fit_on_ranks, train, valid, V, 4, 10, 1, world=2, timeout=120)
+    train, valid, V, ck = *wiki, tmp_path / 'ck.pth'
+    (w0, _), (w1, _) = lesson.run_ranks(lesson.lm_fit_on_ranks, train, valid, V, 4, 10, 1, drop=0.3, ckpt=ck, world=2, timeout=120)
+    (n0, _), _ = lesson.run_ranks(lesson.lm_fit_on_ranks, train, valid, V, 4, 10, 1, ckpt=ck, world=2, timeout=120)
     assert torch.equal(w0, w1)
     assert (w0 - n0).abs().max() > 1e-3                                      # the dropouts were on

@@ -185,10 +185,9 @@ def test_encoder_of_another_vocabulary_exit_2(finetuned, tmp_path, capsys):
 
 
 def test_too_few_tokens_for_a_batch_exit_2(tmp_path, capsys):
-    "5,000 validation tokens in 2 x 64 rows leave no window of 70: said before training, not a NaN loss after it"
-    err = one_error(capsys, ['pretrain', '--n-train-tokens', '40000', '--n-valid-tokens', '5000', '--max-vocab', '1500',
-                             '--bs', '64', '--device', 'cpu', '--out', tmp_path], '')
-    assert 'validation tokens make no batch of 128 rows x 70 tokens' in err
+    "One validation article (11,688 tokens) in 2 x 128 rows leaves no window of 70: said before training, not a NaN after it"
+    err = one_error(capsys, ['pretrain', *TINY, '--bs', '128', '--bptt', '70', '--out', tmp_path], '')
+    assert '11,688 validation tokens make no batch of 256 rows x 70 tokens' in err
 
 
 def test_seed_names_another_run(tmp_path):
