@@ -254,7 +254,6 @@ def one_error(rc, err, start):
     return err
 
 
-
 def test_data_of_text_files_exit_2(tmp_path, capsys, no_rendezvous):
     for split in ('train', 'val'):
         (tmp_path / 'txt' / split / 'n01').mkdir(parents=True)

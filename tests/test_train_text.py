@@ -121,7 +121,6 @@ def one_error(capsys, argv, start):
     return err
 
 
-
 def test_bad_corpus_exit_2(tmp_path, capsys, no_rendezvous):
     out = ['--out', tmp_path / 'models']
     one_error(capsys, ['pretrain', '--corpus', 'wikitext-3', *out], '--corpus wikitext-3: no such folder')
