@@ -17,8 +17,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 from exp.nb_12 import _len_of
-from exp.nb_11b import (DDPCallback, DistStatsCallback, EpochSeedCallback, RankZeroLogging, flat_params, is_rank0,
-                        run_ranks)           # lesson 11b's pieces of a distributed run, used as they are
+# lesson 11b's pieces of a distributed run, used as they are
+from exp.nb_11b import DDPCallback, DistStatsCallback, RankZeroLogging, flat_params, run_ranks
 
 
 class ShardedLMDataset(LMDataset):
@@ -76,7 +76,7 @@ class ShardedSortishSampler(Sampler):
         if not 0 <= rank < world: raise ValueError(f"ShardedSortishSampler: rank {rank} is not in 0..{world - 1}")
         self.data_source, self.key, self.bs, self.rank, self.world = data_source, key, bs, rank, world
         self.mb, self.seed, self.pad, self.epoch = megabatch, seed, pad, 0
-    def set_epoch(self, epoch): self.epoch = epoch               # lesson 11b's EpochSeedCallback calls it
+    def set_epoch(self, epoch): self.epoch = epoch               # lesson 12b's EpochSeed calls it
     def __len__(self): return len(shard_batches(list(range(len(self.data_source))), self.bs, self.rank, self.world, self.pad))
     def __iter__(self):
         gen = torch.Generator().manual_seed(1_000_003 * self.seed + self.epoch)      # the same on every rank

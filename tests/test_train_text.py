@@ -18,7 +18,7 @@ import torch
 
 from coursekit.checkpoint import read_torch, save_torch
 from exp.nb_12d import (Learner, adam_opt, cross_entropy_flat, get_language_model, get_text_classifier, load_encoder,
-                        load_pretrained, load_state, load_training_checkpoint, read_pretrained, DataBunch, rank_lm_dls)
+                        load_pretrained, load_state, load_training_checkpoint, read_pretrained, DataBunch)
 from train_text import main
 
 ROOT = Path(__file__).resolve().parents[1]
