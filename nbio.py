@@ -7,6 +7,10 @@
 - `write_atomic(path, data)` writes through `coursekit.files` (a temporary file in the same folder, then
   `os.replace`), so a reader sees the old file or the new one, never half of one.
 - `cell_text(cell_or_source)` is a cell's source as one string with LF line endings.
+- The exercise markers (issue 31): a solution region inside a lesson's cell, nbgrader's convention after one
+  header line, `# Exercise 07.1 (hint: ...)`, `### BEGIN SOLUTION`, the code, `### END SOLUTION`.
+  `exercise_header(line)` parses the header; `is_exercise_marker(line)` is true for all three kinds of line,
+  which `notebook2script.py` leaves out of `exp/` and `practise.py` turns into a stub.
 
 Standard library only, so `notebook2script.py` runs before anything is installed.
 """
@@ -20,9 +24,24 @@ if _ROOT not in sys.path: sys.path.insert(0, _ROOT)     # coursekit sits beside 
 from coursekit.files import write_bytes  # noqa: E402  (standard library only, like this module)
 
 __all__ = ['NotebookError', 'natural_key', 'cell_text', 'check_notebook', 'read_notebook',
-           'read_notebook_text', 'write_atomic']
+           'read_notebook_text', 'write_atomic', 'SOLUTION_BEGIN', 'SOLUTION_END', 'exercise_header',
+           'is_exercise_marker']
 
 _DIGITS = re.compile(r'(\d+)')
+
+SOLUTION_BEGIN, SOLUTION_END = '### BEGIN SOLUTION', '### END SOLUTION'
+_EXERCISE = re.compile(r'^\s*#\s*Exercise\s+(?P<id>\d+[a-z]?\.\d+)\s*(?:\(hint:\s*(?P<hint>.*)\))?\s*$')
+
+
+def exercise_header(line):
+    "`(id, hint)` of an exercise's header line `# Exercise 07.1 (hint: ...)` (hint None without one), else None"
+    m = _EXERCISE.match(line)
+    return (m['id'], m['hint'] and m['hint'].strip()) if m else None
+
+
+def is_exercise_marker(line):
+    "True for an exercise's header line and for nbgrader's `### BEGIN SOLUTION` / `### END SOLUTION` lines"
+    return line.strip() in (SOLUTION_BEGIN, SOLUTION_END) or exercise_header(line) is not None
 
 
 class NotebookError(ValueError):

@@ -22,6 +22,9 @@ returns the function, so the module name would silently become the method. The f
 the module changes: it imports the previous `__all__` as `_base_all` and adds its own names
 (`__all__ = _base_all + [...]`), so the names of a lesson are written once, in its own module.
 
+An exercise's marker lines in an export cell (`# Exercise 07.1 (hint: ...)`, `### BEGIN SOLUTION`,
+`### END SOLUTION`: see `practise.py`) are left out, so the module holds the reference solution as plain code.
+
 Stdlib only, so it runs before anything is installed; notebook reading, natural order and atomic
 writes come from `nbio.py`. Importable: `module_name`, `export_cells`,
 `module_all`, `module_source`, `export_notebooks`, `main`.
@@ -39,7 +42,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
-from nbio import NotebookError, cell_text, natural_key, read_notebook, write_atomic  # noqa: E402
+from nbio import NotebookError, cell_text, is_exercise_marker, natural_key, read_notebook, write_atomic  # noqa: E402
 PROG = 'notebook2script'
 
 _MARKER = re.compile(r'\s*#\s*export\s*', re.IGNORECASE)
@@ -154,8 +157,10 @@ def export_cells(nb, shown='notebook'):
 
 
 def _cell_body(text):
-    """An export cell's code: marker line dropped, trailing whitespace and outer blank lines removed."""
-    lines = [l.rstrip() for l in text.split('\n')[1:]]
+    """An export cell's code: marker line dropped, exercise markers dropped (`# Exercise NN.k`, nbgrader's
+    `### BEGIN/END SOLUTION`: the module holds the solution as plain code), trailing whitespace and outer blank
+    lines removed."""
+    lines = [l.rstrip() for l in text.split('\n')[1:] if not is_exercise_marker(l)]
     while lines and not lines[0]: lines.pop(0)
     while lines and not lines[-1]: lines.pop()
     return '\n'.join(lines)
