@@ -117,6 +117,18 @@ def lesson_notebooks(which):
     return got
 
 
+def listing(which):
+    "The exercises of `which` ('07' or 'all'), one line each with its hint, by lesson"
+    lines = []
+    for path in lesson_notebooks(which):
+        try: _, found = student_notebook(read_notebook(path), f'nbs/{path.name}')
+        except NotebookError as e: raise PractiseError(str(e)) from None
+        if found: lines += [f'{path.stem}:'] + [f'  {ex:<7}{hint}' for ex, hint in found]
+    if not lines: raise PractiseError(f'lesson {which}: no exercises marked')
+    n = sum(l.startswith('  ') for l in lines)
+    return '\n'.join(lines + [f'{n} exercises'])
+
+
 def _sha(data): return hashlib.sha256(data).hexdigest()
 
 def make(which, out, force=False):
@@ -305,8 +317,13 @@ def main(argv=None):
     g = sub.add_parser('grade', help="grade a student's notebook of one lesson: a table, exit 0 when all pass")
     g.add_argument('lesson', help="the lesson's number, e.g. 07 or 12a")
     g.add_argument('notebook', nargs='?', type=Path, help='the notebook to grade (default: practice/<the lesson>.ipynb)')
+    ls = sub.add_parser('list', help='list the exercises of one lesson or all, with their hints')
+    ls.add_argument('lesson', nargs='?', default='all', help="the lesson's number, or all (the default)")
     args = p.parse_args(argv)
     try:
+        if args.cmd == 'list':
+            print(listing(args.lesson))
+            return 0
         if args.cmd == 'grade':
             results = grade(args.lesson, args.notebook)
             print(report(args.lesson, args.notebook or PRACTICE / lesson_notebook(args.lesson).name, results))

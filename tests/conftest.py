@@ -46,25 +46,34 @@ def one_thread():
 
 def lesson_marker(name):
     """The lesson marker of a notebook stem or test file name: `09b_learner` and `test_nb09b_learner.py`
-    give `nb09b`; anything else gives None."""
+    give `lesson09b`; anything else gives None."""
     import re
     m = re.match(r'(?:test_nb)?(\d+[a-z]*)_', Path(name).name)
-    return f'nb{m.group(1)}' if m else None
+    return f'lesson{m.group(1)}' if m else None
 
 
 LESSONS = sorted({lesson_marker(p.stem) for p in (ROOT / 'nbs').glob('*.ipynb')} - {None})
 
 
 def pytest_configure(config):
-    "Register `nb00` ... `nb10c` (one per notebook in nbs/), so `-m nb09b` selects a lesson without warnings."
+    "Register `lesson00` ... `lesson14` (one per notebook in nbs/), so `-m lesson09b` selects a lesson without warnings."
     for m in LESSONS:
-        config.addinivalue_line('markers', f'{m}: lesson {m[2:]}: its notebook quick run and tests/test_{m}_*.py')
+        config.addinivalue_line('markers', f'{m}: lesson {m[6:]}: its notebook quick run, tests/test_nb{m[6:]}_*.py '
+                                           'and its exercises')
+
+
+def _item_lesson(item):
+    """The lesson marker of a test: a notebook run of tests/test_notebooks.py by its notebook, a test parametrized
+    by `lesson` ('07') or `ex` ('07.1') by that lesson, and every test in tests/test_nbNN*_*.py by its file name"""
+    params = getattr(getattr(item, 'callspec', None), 'params', {})
+    if item.path.name == 'test_notebooks.py' and 'nb' in params: return lesson_marker(Path(params['nb']).stem)
+    if isinstance(params.get('lesson'), str): return f"lesson{params['lesson']}"
+    if isinstance(params.get('ex'), str): return f"lesson{params['ex'].split('.')[0]}"
+    return lesson_marker(item.path.name)
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark each test with its lesson: the notebook runs of tests/test_notebooks.py by their notebook,
-    and every test in tests/test_nbNN*_*.py by its file name."""
+    "Mark each test with its lesson (`_item_lesson`), so `pytest -m lesson07` runs one lesson's tests"
     for item in items:
-        stem = item.callspec.id if item.path.name == 'test_notebooks.py' and hasattr(item, 'callspec') else item.path.name
-        if (m := lesson_marker(stem)) in LESSONS:
+        if (m := _item_lesson(item)) in LESSONS:
             item.add_marker(getattr(pytest.mark, m))

@@ -31,9 +31,9 @@ def test_notebook(nb, tmp_path):
 
 
 def test_lesson_marker_selects_notebook_and_its_tests():
-    "`pytest -m nb09b` collects 09b's notebook run and the tests of tests/test_nb09b_*.py, without warnings."
+    "`pytest -m lesson09b` collects 09b's notebook run and the tests of tests/test_nb09b_*.py, without warnings."
     import subprocess, sys
-    res = subprocess.run([sys.executable, '-m', 'pytest', '--collect-only', '-q', '-m', 'nb09b', '-W', 'error',
+    res = subprocess.run([sys.executable, '-m', 'pytest', '--collect-only', '-q', '-m', 'lesson09b', '-W', 'error',
                           'tests/test_notebooks.py', 'tests/test_nb09b_learner.py', 'tests/test_nb09_optimizers.py'],
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr

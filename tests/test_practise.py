@@ -5,6 +5,7 @@ import json
 import pytest
 
 import practise
+from nbio import read_notebook
 from practise import PractiseError, main, stub_source
 
 CELL = '''#export
@@ -86,3 +87,95 @@ def test_make_refuses(lessons, tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count('\n') == 1 and msg in err, err
     assert not (practise.ROOT / 'nbs' / 'x').exists()
+
+
+# ---------------------------------------------------------------- grading, on lesson 07's real exercises
+
+def make_07(tmp_path):
+    assert main(['make', '07', '--out', str(tmp_path / 'practice')]) == 0
+    return tmp_path / 'practice' / '07_batchnorm.ipynb'
+
+
+def test_grade_a_student_version_then_the_solutions(tmp_path, capsys):
+    "The stubs: exit 1 and a table of todo rows with their hints; the solutions pasted back: exit 0, lesson done"
+    path = make_07(tmp_path)
+    capsys.readouterr()
+    assert main(['grade', '07', str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f'Lesson 07: {path}' in out and '0 of 3 exercises pass.' in out
+    rows = [l.split() for l in out.splitlines() if l.startswith('  07.')]
+    assert [r[0] for r in rows] == ['07.1', '07.2', '07.3'] and all(r[2] == 'todo' for r in rows)
+    assert 'not written yet (hint: mean, biased var over (0, 2, 3)' in out
+    nb = read_notebook(path)
+    for ex, code in practise.solutions(read_notebook(practise.lesson_notebook('07'))).items():
+        nb = practise.with_solution(nb, ex, code)
+    path.write_text(json.dumps(nb))
+    assert main(['grade', '07', str(path)]) == 0
+    assert '3 of 3 exercises pass: lesson done.' in capsys.readouterr().out
+
+
+def test_grade_names_a_renamed_function_and_a_cell_that_raises(tmp_path, capsys):
+    "A class renamed and a cell raising when run: each exercise's row names the name or the cell; exit 1, no crash"
+    path = make_07(tmp_path)
+    nb = read_notebook(path)
+    nb = practise.with_solution(nb, '07.2', 'return F.layer_norm(x, x.shape[1:]) * self.mult + self.add')
+    for cell in nb['cells']:
+        src = ''.join(cell['source'])
+        if src.startswith('#export') and 'class BatchNorm(' in src:
+            cell['source'] = src.replace('class BatchNorm(', 'class MyBatchNorm(')
+        if src.startswith('#export') and 'class GroupNorm(' in src: cell24 = nb['cells'].index(cell)
+    nb['cells'][cell24]['source'] = ''.join(nb['cells'][cell24]['source']) + '\nprint(1 / 0)'
+    path.write_text(json.dumps(nb))
+    capsys.readouterr()
+    assert main(['grade', '07', str(path)]) == 1
+    rows = {l.split()[0]: l for l in capsys.readouterr().out.splitlines() if l.startswith('  07.')}
+    assert 'missing' in rows['07.1'] and '`BatchNorm` is not defined by your export cells (renamed or deleted?)' in rows['07.1']
+    for ex in ('07.2', '07.3'):
+        assert f'{cell24}  error' in rows[ex] and f'cell {cell24} raised ZeroDivisionError: division by zero' in rows[ex]
+
+
+def test_grade_bad_input_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
+    bad = tmp_path / 'mine.ipynb'
+    bad.write_text('{"cells": [')
+    monkeypatch.setattr(practise, 'PRACTICE', tmp_path / 'nothing')
+    for argv, msg in ((['grade', '07', str(bad)], f'{bad}: invalid JSON (line 1'),
+                      (['grade', '07'], 'nothing/07_batchnorm.ipynb: not found; make it with `python practise.py make 07`'),
+                      (['grade', 'all', str(bad)], "lesson 'all': grade one lesson at a time"),
+                      (['grade', '99', str(bad)], "lesson '99': no notebook")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count('\n') == 1 and msg in err, err
+
+
+def test_grade_stops_a_notebook_that_loops_forever(tmp_path):
+    path = make_07(tmp_path)
+    nb = read_notebook(path)
+    nb['cells'].append(dict(cell_type='code', execution_count=None, id='loop', metadata={}, outputs=[],
+                            source='#export\nwhile True: pass'))
+    path.write_text(json.dumps(nb))
+    with pytest.raises(PractiseError, match='grading ran past 10 s; does a cell loop forever'):
+        practise.grade('07', path, timeout=10)
+
+
+# ---------------------------------------------------------------- the student versions, run as Jupyter runs them
+
+def _lessons_with_exercises():
+    from exercises import checks_for
+    return [p.stem.split('_')[0] for p in practise.lesson_notebooks('all') if checks_for(p.stem.split('_')[0])]
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize('lesson', _lessons_with_exercises())
+def test_student_version_runs_to_its_first_stub(lesson, tmp_path):
+    """`make`, then "Run All" in quick mode: every cell runs until a stub is called, which stops the run with the
+    exercise's hint. (With the solutions pasted back the notebook is the lesson, test_exercises.py shows, and the
+    lesson's quick run is test_notebooks.py's.)"""
+    from run_notebook import run_notebook
+    [(path, found)] = practise.make(lesson, tmp_path / 'practice')
+    res = run_notebook(path, quick=True, cell_timeout=300, timeout=600)
+    assert res.status == 'FAILED', res.report()
+    hints = dict(found)
+    stopped = [ex for ex in hints if f'NotImplementedError: Exercise {ex}: {hints[ex]}' in (res.error or '')]
+    assert stopped, res.report()
+    first_cell = min(practise.exercise_cells(read_notebook(path)).values())
+    assert res.failed_cell >= first_cell, res.report()
