@@ -177,6 +177,14 @@ def test_output_format_exact(repo):
     assert ns['double'](3) == 6 and ns['β'] == 0.9
 
 
+def test_exercise_markers_are_left_out(repo):
+    "An exercise's header and nbgrader's solution markers (practise.py) are not exported: the module holds the solution as plain code"
+    write_nb(repo, '07_batchnorm.ipynb', code('#export\ndef double(x):\n    "Twice x"\n    # Exercise 07.1 (hint: add it to itself)\n'
+                                              '    ### BEGIN SOLUTION\n    return x + x\n    ### END SOLUTION\n'))
+    assert run(repo) == 0
+    assert (repo / 'exp' / 'nb_07.py').read_text().endswith('\n\ndef double(x):\n    "Twice x"\n    return x + x\n')
+
+
 def test_deterministic_across_folders_and_runs(tmp_path):
     outs = []
     for sub in ['one', 'two']:
