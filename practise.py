@@ -234,6 +234,9 @@ def run_check(check, ns, cell, cell_errors):
     except Wrong as e:
         return Result(ex_id, 'FAIL', str(e), cell)
     except NotImplementedError as e:
+        other = str(e).split(':')[0].removeprefix('Exercise ')
+        if str(e).startswith('Exercise ') and other != ex_id:      # the check reached another exercise's stub
+            return Result(ex_id, 'todo', f'uses exercise {other}, which is not written yet', cell)
         hint = str(e).removeprefix(f'Exercise {ex_id}: ')
         return Result(ex_id, 'todo', f'not written yet (hint: {hint})' if hint else 'not written yet', cell)
     except BaseException as e:                          # noqa: BLE001
