@@ -164,15 +164,28 @@ def _lessons_with_exercises():
     return [p.stem.split('_')[0] for p in practise.lesson_notebooks('all') if checks_for(p.stem.split('_')[0])]
 
 
+@pytest.fixture(scope='session')
+def student_runs(request, tmp_path_factory):
+    """The student versions of the lessons this session selected, each made, then run in quick mode in its own
+    kernel, two at a time (two kernels on two cores take about half the time of one after the other)"""
+    from concurrent.futures import ThreadPoolExecutor
+    from run_notebook import run_notebook
+    lessons = [item.callspec.params['lesson'] for item in request.session.items
+               if item.originalname == 'test_student_version_runs_to_its_first_stub']
+    out = tmp_path_factory.mktemp('practice')
+    made = {lesson: practise.make(lesson, out)[0] for lesson in lessons}
+    def run(lesson): return run_notebook(made[lesson][0], quick=True, cell_timeout=300, timeout=600)
+    with ThreadPoolExecutor(2) as pool: runs = dict(zip(lessons, pool.map(run, lessons)))
+    return {lesson: (*made[lesson], runs[lesson]) for lesson in lessons}
+
+
 @pytest.mark.notebook
 @pytest.mark.parametrize('lesson', _lessons_with_exercises())
-def test_student_version_runs_to_its_first_stub(lesson, tmp_path):
+def test_student_version_runs_to_its_first_stub(lesson, student_runs):
     """`make`, then "Run All" in quick mode: every cell runs until a stub is called, which stops the run with the
     exercise's hint. (With the solutions pasted back the notebook is the lesson, test_exercises.py shows, and the
     lesson's quick run is test_notebooks.py's.)"""
-    from run_notebook import run_notebook
-    [(path, found)] = practise.make(lesson, tmp_path / 'practice')
-    res = run_notebook(path, quick=True, cell_timeout=300, timeout=600)
+    path, found, res = student_runs[lesson]
     assert res.status == 'FAILED', res.report()
     hints = dict(found)
     stopped = [ex for ex in hints if f'NotImplementedError: Exercise {ex}: {hints[ex]}' in (res.error or '')]
