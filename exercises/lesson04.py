@@ -60,7 +60,7 @@ def one_batch(Runner, Learner, Callback):
     _events(log, TRAIN, case)
     expect(log[1][1], 'your `Runner.one_batch` called after_pred before setting `self.pred`')
     expect(log[2][2], 'your `Runner.one_batch` called after_loss before setting `self.loss`')
-    close(f'`self.loss` after your `Runner.one_batch` ran {case}', run.loss, loss, note=' (cross-entropy)')
+    close(f'the `self.loss` your `Runner.one_batch` set in {case}', run.loss, loss, note=' (cross-entropy)')
     for name, p, r, gr in zip(('weight', 'bias'), model.parameters(), ref.parameters(), grads):
         close(f'the model {name} after your `Runner.one_batch` ran {case}', p, r - LR * gr, note=f' (one SGD step, lr {LR})')
     expect(all(p.grad is None or not p.grad.any() for p in model.parameters()),
@@ -69,7 +69,7 @@ def one_batch(Runner, Learner, Callback):
     case = 'a validation batch (in_train False)'
     run, model, ref, loss, _, log = _one_batch(Runner, Learner, Callback, in_train=False)
     _events(log, VALID, case)
-    close(f'`self.loss` after your `Runner.one_batch` ran {case}', run.loss, loss, note=' (cross-entropy)')
+    close(f'the `self.loss` your `Runner.one_batch` set in {case}', run.loss, loss, note=' (cross-entropy)')
     _unchanged(model, ref, case)
 
     case = 'a training batch whose begin_batch returned True'
@@ -119,13 +119,13 @@ def call_callbacks(Runner, Callback):
         equal("the list of callbacks your `Runner.__call__('begin_batch')` ran", log, ['b', 'a', 'c'],
               note=f' (_order -1, 2, 5; {said}: every one runs, even after a True)')
         want = any(returns.values())
-        equal(f"whether your `Runner.__call__('begin_batch')` said to skip", bool(got), want, note=f' ({said})')
+        equal(f"the skip flag your `Runner.__call__('begin_batch')` returned", bool(got), want, note=f' ({said})')
     log = []
     run = Runner(cbs=_handlers(Callback, log, {'a': True}))
     run._setup_callbacks()
     got = run('after_step')
     equal("the list of callbacks your `Runner.__call__('after_step')` ran", log, [], note=' (none of them handles after_step)')
-    equal("whether your `Runner.__call__('after_step')` said to skip", bool(got), False,
+    equal("the skip flag your `Runner.__call__('after_step')` returned", bool(got), False,
           note=' (no callback handles after_step)')
 
 

@@ -62,6 +62,7 @@ def _oracle_combine(pcts, fs): return lambda pos: _piecewise(pcts, fs, pos)
 def _oracle_helpers(func):
     """While checking `func` (the student's one_cycle), its module's `sched_cos` and `combine_scheds` are these
     oracles: so 05.3 is graded alone, whatever the state of exercises 05.1 and 05.2"""
+    # func.__globals__: during grading the student's fresh module (never the library's); restored in `finally`
     g, names = func.__globals__, {'sched_cos': _oracle_cos, 'combine_scheds': _oracle_combine}
     saved = {k: g[k] for k in names if k in g}
     g.update({k: v for k, v in names.items() if k in saved})

@@ -46,7 +46,7 @@ def find_modules_check(find_modules):
 
 def _lsuv_model(ConvLayer):
     "ConvLayers whose convs have a large bias, so that one rescaling is not enough; then a linear head"
-    with torch.random.fork_rng():
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = nn.Sequential(ConvLayer(3, 8, 3, stride=2, leak=0.1), ConvLayer(8, 16, 3, stride=2, leak=0.1),
                               nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 4))

@@ -100,7 +100,7 @@ def _adam_run(adam_step, damped):
                   eps=eps, wd=0.)
         ref.step()
         close(f'the update of your `adam_step` at step {step} ({how})', p.detach() - before, q.detach() - before,
-              atol=1e-12, rtol=1e-6, note=f' (torch.optim.Adam, lr={lr}, betas=({mom}, {sqr_mom}), eps={eps})')
+              atol=1e-12, rtol=1e-6, note=f' (torch.optim.Adam, lr={lr}, betas=({mom}, {sqr_mom}), eps={eps}; it uses your `debias` too)')
         expect(torch.equal(ga, grad_avg) and torch.equal(sa, sqr_avg),
                'your `adam_step` changed `grad_avg` or `sqr_avg` in place: they are the optimizer state, compute '
                'on new tensors')
@@ -142,7 +142,7 @@ def lamb(lamb_step):
                       sqr_avg=va, **hp)
             want = _lamb_ref(before, m, v, step, mom=mom, sqr_mom=sqr_mom, **hp)
             close(f'the update of your `lamb_step` at step {step} for {what}', p.detach() - before, want - before,
-                  atol=1e-12, rtol=1e-6, note=f' (LAMB as in the paper, lr={hp["lr"]}, betas=({mom}, {sqr_mom}))')
+                  atol=1e-12, rtol=1e-6, note=f' (LAMB as in the paper, lr={hp["lr"]}, betas=({mom}, {sqr_mom}); it uses your `debias` too)')
             expect(torch.equal(ma, m) and torch.equal(va, v),
                    'your `lamb_step` changed `grad_avg` or `sqr_avg` in place: they are the optimizer state, compute '
                    'on new tensors')

@@ -27,7 +27,8 @@ def fallback_crop(RandomResizedCrop):
         for w, h in sizes:
             box = rrc.fallback_corners(w, h)
             call = f'your `fallback_corners({w}, {h})` with ratio {rs}'
-            expect(len(box) == 4, f'{call} is {box!r}, expected a box (left, top, right, bottom)')
+            expect(isinstance(box, (tuple, list)) and len(box) == 4,
+                   f'{call} is {box!r}, expected a box (left, top, right, bottom)')
             left, top, right, bottom = (float(v) for v in box)
             nw, nh = right - left, bottom - top
             expect(0 <= left and 0 <= top and right <= w and bottom <= h and nw >= 1 and nh >= 1,
@@ -66,9 +67,11 @@ def affine_grid_by_hand(batch_affine_grid):
     for ac in (False, True):
         for size in [(3, 2, 7, 9), (3, 1, 4, 4), (3, 3, 1, 5), (3, 1, 6, 1)]:
             close(f'your `batch_affine_grid` for a random theta (3, 2, 3), size {size}, align_corners={ac}',
-                  batch_affine_grid(theta, size, ac), _affine_grid(theta, size, ac), atol=1e-5, note=' (F.affine_grid)')
+                  batch_affine_grid(theta, size, ac), _affine_grid(theta, size, ac), atol=1e-5,
+                  note=' (F.affine_grid; it uses your `pixel_coords` too)')
     got = batch_affine_grid(theta.double(), (3, 1, 4, 5))
-    equal('the dtype of your `batch_affine_grid` for a float64 theta', got.dtype, torch.float64)
+    equal('the dtype of your `batch_affine_grid` for a float64 theta', got.dtype, torch.float64,
+          note=' (it uses your `pixel_coords` too)')
 
 
 @exercise('10.4')
@@ -117,5 +120,5 @@ def affine_resample(affine_batch):
                          + (['float64'] if dt == torch.float64 else [])) or 'the default settings'
         got = affine_batch(xs, ms, **kw)
         close(f'your `affine_batch` of a (3, 2, 7, 9) batch with {what}', got, want, atol=1e-5,
-              note=' (F.affine_grid then F.grid_sample)')
-        equal(f'the dtype of your `affine_batch` with {what}', got.dtype, dt)
+              note=' (F.affine_grid then F.grid_sample; it uses your `batch_affine_grid` too)')
+        equal(f'the dtype of your `affine_batch` with {what}', got.dtype, dt, note=' (it uses your `batch_affine_grid` too)')

@@ -152,21 +152,22 @@ def cutmix_batch(CutMix):
     run = _begin_batch(cb, ids, y, seed=1)
     yb1 = _partners(cb, 'CutMix.begin_batch', bs)
     λ = _set(cb, 'λ', 'CutMix.begin_batch')
-    xb = run.xb
+    xb, uses = run.xb, ' (it uses your `box_masks` too)'
     equal('the shape of your CutMix batch', tuple(xb.shape), (bs, 3, h, w))
     own, theirs = xb == ids, xb == ids[yb1]
     expect(bool((own | theirs).all()), 'your CutMix batch has pixels that come from neither the image nor its partner '
-           '(images filled with their index 0..15)')
+           '(images filled with their index 0..15; it uses your `box_masks` too)')
     moved = yb1 != y
     own = own[moved]
-    expect(bool((own == own[:, :1]).all()), 'your CutMix batch pastes different pixels in different channels')
+    expect(bool((own == own[:, :1]).all()), 'your CutMix batch pastes different pixels in different channels' + uses)
     pasted = ~own[:, 0]
-    expect(bool(pasted.any()), 'your `CutMix.begin_batch` pastes nothing into any of 16 images')
+    expect(bool(pasted.any()), 'your `CutMix.begin_batch` pastes nothing into any of 16 images' + uses)
     rows, cols = pasted.any(2), pasted.any(1)
     expect(bool(((pasted == (rows[:, :, None] & cols[:, None, :])).flatten(1).all(1)
                  & _box_rows(rows) & _box_rows(cols)).all()),
-           'your CutMix batch has a pasted region that is not one box')
+           'your CutMix batch has a pasted region that is not one box' + uses)
     equal('the shape of the λ your `CutMix.begin_batch` sets', tuple(λ.shape), (bs,))
     close('the λ of your `CutMix.begin_batch` for the images with a partner', λ[moved],
           own[:, 0].flatten(1).float().mean(1), atol=1e-6,
-          note=' (the share of its own pixels each image kept, which weighs its own target in the loss)')
+          note=' (the share of its own pixels each image kept, which weighs its own target in the loss; '
+               'it uses your `box_masks` too)')

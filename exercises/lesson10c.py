@@ -70,12 +70,23 @@ def overflow(grad_overflow):
           bool(grad_overflow(p for p in ps)), True)
 
 
+def _rule_update(scale, tracker, found_inf, factor, backoff, interval):
+    "GradScaler's update rule written out (in place, as torch's kernel): back off on overflow, grow after `interval` clean steps"
+    if found_inf.item():
+        scale.mul_(backoff); tracker.zero_()
+    else:
+        tracker.add_(1)
+        if tracker.item() == interval: scale.mul_(factor); tracker.zero_()
+
+
 def _torch_scales(init, factor, backoff, interval, overflows, n):
-    "The scale after each of `n` steps, by torch's own GradScaler update (the kernel `GradScaler.update` calls)"
+    """The scale after each of `n` steps, by torch's own GradScaler update (the private kernel `GradScaler.update`
+    calls; its rule written out here if a torch version lacks it)"""
+    update = getattr(torch, '_amp_update_scale_', _rule_update)
     scale, tracker, scales = torch.tensor([init]), torch.zeros(1, dtype=torch.int32), []
     for i in range(n):
         found_inf = torch.tensor([1. if i in overflows else 0.])
-        torch._amp_update_scale_(scale, tracker, found_inf, factor, backoff, interval)
+        update(scale, tracker, found_inf, factor, backoff, interval)
         scales.append(scale.item())
     return scales
 

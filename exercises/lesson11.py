@@ -1,11 +1,12 @@
 "Lesson 11's exercises: the XResNet conv layer, the residual block and its init, checked by behaviour and F.conv2d"
 import math
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from exercises import close, equal, expect, exercise
+from exercises import Wrong, close, equal, expect, exercise
 
 
 def _x(*shape, seed=0):
@@ -45,15 +46,15 @@ def xconv_layer_(xconv_layer):
         equal(f'{what} output shape on a (2, 3, {size}, {size}) input', tuple(out.shape), (2, 8, want, want),
               note=' (padding ks//2)')
         n = sum(p.numel() for p in layer.parameters())
-        equal(f'{what} number of parameters', n, 3 * 8 * ks * ks + 2 * 8,
+        equal(f'the number of parameters of {what}', n, 3 * 8 * ks * ks + 2 * 8,
               note=f' (a {ks}×{ks} conv without bias, and a batch norm\'s weight and bias)')
     for zero_bn, act in [(False, True), (True, True), (False, False), (True, False)]:
         what = f'your `xconv_layer(4, 6, stride=2, zero_bn={zero_bn}, act={act})`'
         layer = xconv_layer(4, 6, stride=2, zero_bn=zero_bn, act=act).train()
         convs, bns = _convs_bns(layer, what)
-        equal(f'{what} number of convs', len(convs), 1)
-        close(f'{what} batch norm weight (γ)', bns[0].weight, torch.full((6,), 0. if zero_bn else 1.))
-        close(f'{what} batch norm bias (β)', bns[0].bias, torch.zeros(6))
+        equal(f'the number of convs of {what}', len(convs), 1)
+        close(f'the batch norm weight (γ) of {what}', bns[0].weight, torch.full((6,), 0. if zero_bn else 1.))
+        close(f'the batch norm bias (β) of {what}', bns[0].bias, torch.zeros(6))
         x = _x(3, 4, 7, 7, seed=5)
         if zero_bn:
             close(f'{what} training output at init (γ = 0)', layer(x), torch.zeros(3, 6, 4, 4))
@@ -79,9 +80,20 @@ def _shortcut(block, x, stride, ni, nf, what):
     return _conv_bn(h, c, bns[0], 1, act=False)
 
 
+@contextmanager
+def _also_uses(name):
+    "A failure inside says that the code checked calls the student's `name` too (another exercise)"
+    try: yield
+    except Wrong as e: raise Wrong(f'{e} (it uses your `{name}` too)') from None
+
+
 @exercise('11.2')
 def resblock(ResBlock):
     "Output shapes; the branch 0 at init (zero γ) so the block is ReLU(identity path); then the branch against F.conv2d"
+    with _also_uses('xconv_layer'): _resblock(ResBlock)
+
+
+def _resblock(ResBlock):
     cases = [(1, 8, 8, 1, 6), (1, 8, 16, 2, 7), (1, 8, 8, 2, 7), (4, 4, 4, 1, 6), (4, 4, 8, 2, 7), (4, 2, 4, 2, 6)]
     for seed, (expansion, ni, nh, stride, size) in enumerate(cases):
         nin, nf = ni * expansion, nh * expansion

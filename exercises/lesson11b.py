@@ -63,7 +63,7 @@ def _row(x):
 
 def _as_rank(DistBatchNorm, bn, rank, mine, other):
     "`bn(mine)` as rank `rank` of 2, the other rank holding the slice `other`"
-    g = DistBatchNorm.forward.__globals__
+    g = DistBatchNorm.forward.__globals__     # during grading the student's fresh module; restored in `finally`
     saved = g['dist']
     g['dist'] = _FakeDist(rank, _row(other))
     try: return bn(mine)
