@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""Exercises from the lessons (issue 31, a head start: `make` only; `grade` is to come).
+"""Exercises from the lessons, and their grader (issue 31): `make`, `grade`, `list`.
 
-A lesson marks what a student should write with nbgrader's markers, inside its ordinary cells, so the lesson
-still runs and reads as it is (the markers are comments), and an instructor can run nbgrader on it too:
+A lesson marks what a student should write with nbgrader's markers, inside its ordinary `#export` cells, so the
+lesson still runs and reads as it is (the markers are comments, left out of `exp/` by notebook2script.py):
 
     def bn_stats(x):
         "Mean and variance of `x` over every axis but the channels (axis 1)"
@@ -17,8 +17,15 @@ solution region replaced by `raise NotImplementedError('Exercise 07.1: <hint>')`
 everything else as it is. It never writes into `nbs/` or `exp/`, and it does not overwrite a notebook the student
 has edited since it was made (it keeps the SHA-256 of what it wrote in `DIR/.practise.json`) unless `--force`.
 `python practise.py make all` makes every lesson that has exercises.
+
+`python practise.py grade 07 [NOTEBOOK]` runs the notebook's `#export` cells as one fresh module in a child
+process (earlier lessons come from the reference `exp/` they import), then each check of `exercises/lesson07.py`
+against it, and prints a table: exercise, cell, pass / FAIL / todo / error / missing, and the first failing check
+in one sentence. Exit 0 when every exercise passes, 1 otherwise, 2 for bad input (one line, before any work).
+
+`python practise.py list [LESSON]` prints the exercises and their hints.
 """
-import argparse, contextlib, hashlib, io, json, os, subprocess, sys, tempfile, traceback, types
+import argparse, contextlib, hashlib, io, json, os, subprocess, sys, tempfile, traceback, types, warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -229,7 +236,9 @@ def run_check(check, ns, cell, cell_errors):
         return Result(ex_id, 'missing', f'`{missing[0]}` is not defined by your export cells (renamed or deleted?){before}', cell)
     from exercises import Wrong
     try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+             warnings.catch_warnings():
+            warnings.simplefilter('ignore')             # the table is the output: a warning is no verdict
             check(*[ns[n] for n in check.needs])
     except Wrong as e:
         return Result(ex_id, 'FAIL', str(e), cell)
