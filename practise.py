@@ -308,9 +308,17 @@ def grade(lesson, notebook=None, timeout=GRADE_TIMEOUT):
         return [Result(**r) for r in json.loads(out.read_text())]
 
 
+def display_path(path):
+    "`path` as the student typed it, or relative to the current folder when it is below it"
+    path = Path(path)
+    if not path.is_absolute(): return str(path)
+    try: return str(path.relative_to(Path.cwd()))
+    except ValueError: return str(path)
+
+
 def report(lesson, path, results):
     "The table `grade` prints"
-    lines = [f'Lesson {lesson}: {path}', f'  {"exercise":<8}{"cell":>5}  {"result":<8}first failing check']
+    lines = [f'Lesson {lesson}: {display_path(path)}', f'  {"exercise":<8}{"cell":>5}  {"result":<8}first failing check']
     lines += [r.line() for r in results]
     done = sum(r.status == 'pass' for r in results)
     lines.append(f'{done} of {len(results)} exercises pass' + ('.' if done < len(results) else ': lesson done.'))
@@ -344,7 +352,7 @@ def main(argv=None):
     except PractiseError as e:
         print(f'practise.py: error: {e}', file=sys.stderr)
         return 2
-    for dest, found in written: print(f'{dest}: {len(found)} exercise(s): {", ".join(e for e, _ in found)}')
+    for dest, found in written: print(f'{display_path(dest)}: {len(found)} exercise(s): {", ".join(e for e, _ in found)}')
     return 0
 
 if __name__ == '__main__':
