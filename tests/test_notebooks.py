@@ -4,6 +4,7 @@ One test per notebook, named after it: ``pytest -k 07_batchnorm`` runs one lesso
 the notebook, the cell index, the cell's source and the traceback. One lesson (tests/test_jupyter_path.py's)
 runs as Jupyter's "Run All" runs it, with no runner in between; the runner runs the others the same way.
 """
+import re
 from pathlib import Path
 
 import pytest
@@ -31,14 +32,19 @@ def test_notebook(nb, tmp_path):
 
 
 def test_lesson_marker_selects_notebook_and_its_tests():
-    "`pytest -m lesson09b` collects 09b's notebook run and the tests of tests/test_nb09b_*.py, without warnings."
+    """`pytest -m lesson07` collects 07's notebook run, the tests of tests/test_nb07_*.py and of its exercises (not
+    07a's), without warnings."""
     import subprocess, sys
-    res = subprocess.run([sys.executable, '-m', 'pytest', '--collect-only', '-q', '-m', 'lesson09b', '-W', 'error',
-                          'tests/test_notebooks.py', 'tests/test_nb09b_learner.py', 'tests/test_nb09_optimizers.py'],
+    res = subprocess.run([sys.executable, '-m', 'pytest', '--collect-only', '-q', '-m', 'lesson07', '-W', 'error',
+                          'tests/test_notebooks.py', 'tests/test_nb07_norm.py', 'tests/test_nb07a_lsuv.py',
+                          'tests/test_exercises.py', 'tests/test_practise.py'],
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     ids = [l for l in res.stdout.splitlines() if '::' in l]
-    assert 'tests/test_notebooks.py::test_notebook[09b_learner]' in ids
-    assert len(ids) > 1 and all(i.startswith('tests/test_nb09b_learner.py::') for i in ids
-                                if i != 'tests/test_notebooks.py::test_notebook[09b_learner]')
+    for must in ('tests/test_notebooks.py::test_notebook[07_batchnorm]', 'tests/test_practise.py::test_student_version_runs_to_its_first_stub[07]',
+                 'tests/test_exercises.py::test_planted_wrong_solution_fails_naming_the_exercise[07.1]',
+                 'tests/test_exercises.py::test_reference_passes_and_stubs_fail_with_their_hint[07]'):
+        assert must in ids, must
+    others = [i for i in ids if not i.startswith('tests/test_nb07_norm.py::') and not re.search(r'\[07(\.\d+|_batchnorm)?\]$', i)]
+    assert not others and any(i.startswith('tests/test_nb07_norm.py::') for i in ids), others
     assert 'PytestUnknownMarkWarning' not in res.stdout + res.stderr
