@@ -72,6 +72,7 @@ class LayerNorm(StatNorm):
         v = xf.var (dims, keepdim=True, unbiased=False)
         return ((xf - m) / (v + self.eps).sqrt() * self.mult + self.add).to(x.dtype)
 
+
 class InstanceNorm(StatNorm):
     "Normalise each channel of each item over its pixels, then a learnt scale and shift per channel."
     def __init__(self, nf, eps=1e-5):

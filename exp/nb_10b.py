@@ -67,6 +67,7 @@ def _per_item(λ, t):
     "View the per-item `λ` (bs,) so that it broadcasts against `t` (bs, ...)"
     return λ.view(-1, *[1] * (t.dim() - 1))
 
+
 class MixUp(Callback):
     "Mixup: train on λ·x + (1-λ)·x[perm] against λ·loss(y) + (1-λ)·loss(y[perm]); λ ~ Beta(α, α) per item, ≥ 0.5"
     _order = 90
