@@ -19,28 +19,24 @@ def master_grads(to_master_grads):
     for p, gr in zip(model, _grads(*shapes, seed=1)): p.grad = gr
     model[2].grad = None
     to_master_grads(model_pgs, master_pgs)
-    for i, (p, mp) in enumerate(zip(model, master)):
-        what = f'your `to_master_grads`: the master gradient of param {i} (two param groups, fp16 model)'
-        if p.grad is None:
-            expect(mp.grad is None, f'{what} is set, expected None (its model param has no gradient)')
-            continue
-        expect(mp.grad is not None, f'{what} is None, expected the model gradient in fp32')
-        equal(f'your `to_master_grads`: the dtype of the master gradient of param {i}', mp.grad.dtype, torch.float32)
-        close(what, mp.grad, p.grad.float(), atol=0, rtol=0)
+    _master_grads_match(model, master, '')
     # a second step: the master params hold the gradients of the step before (copied over, or set to None)
     for p, gr in zip(model, _grads(*shapes, seed=2)): p.grad = gr
     model[0].grad = None
     to_master_grads(model_pgs, master_pgs)
+    _master_grads_match(model, master, 'at the second step, ')
+
+
+def _master_grads_match(model, master, when):
+    "Each master gradient is its model gradient in fp32, or None where the model param has none"
     for i, (p, mp) in enumerate(zip(model, master)):
-        what = f'your `to_master_grads`: at the second step, the master gradient of param {i}'
+        what = f'your `to_master_grads`: {when}the master gradient of param {i}'
         if p.grad is None:
-            expect(mp.grad is None, f"{what} is kept from the step before, expected None (its model param has no gradient now)")
+            expect(mp.grad is None, f'{what} is set, expected None (its model param has no gradient now)')
             continue
         expect(mp.grad is not None, f'{what} is None, expected the model gradient in fp32')
-        equal(f'your `to_master_grads`: at the second step, the dtype of the master gradient of param {i}',
-              mp.grad.dtype, torch.float32)
+        equal(f'your `to_master_grads`: {when}the dtype of the master gradient of param {i}', mp.grad.dtype, torch.float32)
         close(what, mp.grad, p.grad.float(), atol=0, rtol=0)
-
 
 @exercise('10c.2')
 def overflow(grad_overflow):
