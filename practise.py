@@ -220,7 +220,7 @@ def run_export_cells(cells, lesson):
                 exec(code, mod.__dict__)
         except BaseException as e:                      # noqa: BLE001 (a student's cell may raise anything, even SystemExit)
             if isinstance(e, KeyboardInterrupt): raise
-            line = f'line {e.lineno}: {e.msg}' if isinstance(e, SyntaxError) else _first_line(e)
+            line = f'SyntaxError at line {e.lineno}: {e.msg}' if isinstance(e, SyntaxError) else _first_line(e)
             errors[i] = line
     return mod, errors
 
@@ -260,12 +260,9 @@ def grade_notebook(nb, lesson):
     from exercises import checks_for
     checks = checks_for(lesson)
     if not checks: raise PractiseError(f'lesson {lesson}: no exercises to grade (exercises/lesson{lesson}.py)')
-    cells, problems = export_cells(nb, f'lesson {lesson}')
+    cells, _ = export_cells(nb, f'lesson {lesson}')       # a magic in a cell: its SyntaxError is recorded when run
     where = exercise_cells(nb)
     mod, errors = run_export_cells(cells, lesson)
-    for p in problems:                                  # a magic or shell escape in an export cell
-        i = int(p.split('cell ')[1].split(':')[0]) if 'cell ' in p else None
-        if i is not None: errors.setdefault(i, p.split(': ', 1)[-1])
     try: return [run_check(c, vars(mod), where.get(k), errors) for k, c in checks.items()]
     finally: sys.modules.pop(mod.__name__, None)
 

@@ -192,3 +192,14 @@ def test_student_version_runs_to_its_first_stub(lesson, student_runs):
     assert stopped, res.report()
     first_cell = min(practise.exercise_cells(read_notebook(path)).values())
     assert res.failed_cell >= first_cell, res.report()
+
+
+def test_grade_names_a_cell_that_does_not_compile():
+    "A magic left in an export cell (not Python outside IPython): its exercise's row names the cell and the line"
+    nb = read_notebook(practise.lesson_notebook('07'))
+    cell = next(i for i, c in enumerate(nb['cells']) if ''.join(c['source']).startswith('#export') and 'class LayerNorm' in ''.join(c['source']))
+    nb['cells'][cell]['source'] = ''.join(nb['cells'][cell]['source']) + '\n%matplotlib inline'
+    rows = {r.ex_id: r for r in practise.grade_notebook(nb, '07')}
+    assert rows['07.2'].status == 'error' and rows['07.2'].cell == cell
+    assert rows['07.2'].message.startswith(f'cell {cell} raised SyntaxError at line ')
+    assert rows['07.1'].status == rows['07.3'].status == 'pass'
